@@ -1,0 +1,120 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config configures a Bus. The zero value is usable: every field has a
+// default.
+type Config struct {
+	// Service names the publishing service in each message's ce_source.
+	// Default: the base name of the running program.
+	Service string
+
+	// Logger receives the bus's and Watermill's logs (Watermill's info logs
+	// at debug level). Default: slog.Default().
+	Logger *slog.Logger
+
+	// Codec encodes and decodes payloads. Default: JSON.
+	Codec Codec
+
+	// ShutdownGrace is how long Close lets in-flight handlers finish before
+	// cancelling their contexts, when Close's own context has no earlier
+	// deadline. Default: 30s.
+	ShutdownGrace time.Duration
+
+	// Topics maps event names to wire topics, for events whose topic differs
+	// from their name. Default: every event's topic is its name.
+	Topics map[string]string
+
+	// Subscriptions holds per-group settings, keyed by consumer group name.
+	// Options passed to Subscribe override them. Default: a group absent
+	// from the map uses the zero SubscriptionConfig with its defaults.
+	Subscriptions map[string]SubscriptionConfig
+
+	// CloseTransport makes Close also close the transport. Default: false,
+	// the caller that opened the transport closes it (config.Open sets it).
+	CloseTransport bool
+}
+
+// SubscriptionConfig holds the settings of one subscription.
+type SubscriptionConfig struct {
+	// Concurrency is how many messages of the subscription are handled at
+	// once. More than one gives up per-key order. Default: 1.
+	Concurrency int
+
+	// Timeout bounds each handler attempt; the handler's context is
+	// cancelled when it expires. Default: 0, no timeout.
+	Timeout time.Duration
+}
+
+// MaxConcurrency is the largest SubscriptionConfig.Concurrency accepted.
+const MaxConcurrency = 1024
+
+func (c *Config) setDefaults() {
+	if c.Service == "" {
+		c.Service = filepath.Base(os.Args[0])
+		if ValidateName("service", c.Service) != nil {
+			c.Service = "busline"
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Codec == nil {
+		c.Codec = JSON
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 30 * time.Second
+	}
+}
+
+// validate returns every problem of c at once.
+func (c *Config) validate() error {
+	var errs []error
+	if err := ValidateName("service", c.Service); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ShutdownGrace < 0 {
+		errs = append(errs, fmt.Errorf("ShutdownGrace %v is negative", c.ShutdownGrace))
+	}
+	for event, topic := range c.Topics {
+		if err := ValidateName("event", event); err != nil {
+			errs = append(errs, fmt.Errorf("Topics: %w", err))
+		}
+		if err := ValidateName("topic", topic); err != nil {
+			errs = append(errs, fmt.Errorf("Topics[%q]: %w", event, err))
+		}
+	}
+	for group, s := range c.Subscriptions {
+		if err := ValidateName("group", group); err != nil {
+			errs = append(errs, fmt.Errorf("Subscriptions: %w", err))
+		}
+		if err := s.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("Subscriptions[%q]: %w", group, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *SubscriptionConfig) setDefaults() {
+	if s.Concurrency == 0 {
+		s.Concurrency = 1
+	}
+}
+
+func (s *SubscriptionConfig) validate() error {
+	var errs []error
+	if s.Concurrency < 0 || s.Concurrency > MaxConcurrency {
+		errs = append(errs, fmt.Errorf("Concurrency %d is out of range 1..%d", s.Concurrency, MaxConcurrency))
+	}
+	if s.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("Timeout %v is negative", s.Timeout))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,23 @@
+// Package memory is busline's embedded transport, the default when no broker
+// is configured. It keeps messages in the process and gives them the
+// semantics of a broker, so that a program and its tests behave the same on
+// memory as on RabbitMQ, Redis or Kafka:
+//
+//   - Consumer groups: every group provisioned on a topic receives its own
+//     copy of each message published afterwards; the subscribers of one group
+//     compete for its messages.
+//   - At-least-once: a message stays in its group's queue until a consumer
+//     acks it. A nack, a closed subscription or a cancelled subscription
+//     context puts it back at the head of the queue for redelivery.
+//   - Per-key order: a group's queue is first in, first out, so a single
+//     consumer sees messages in publish order, redeliveries included.
+//
+// It registers itself as kind "memory".
+//
+// # Persistence
+//
+// None. Messages live only as long as the Transport: they are lost when the
+// process stops, and Close drops every queued message. Messages published to
+// a topic on which no group has been provisioned are discarded, like on a
+// RabbitMQ exchange without queues.
+package memory

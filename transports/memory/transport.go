@@ -1,0 +1,161 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+)
+
+// Kind is the name the memory transport registers under.
+const Kind = "memory"
+
+// ErrClosed is returned when publishing or subscribing through a closed
+// transport, publisher or subscriber.
+var ErrClosed = errors.New("memory transport: closed")
+
+func init() {
+	transports.Register(Kind, func(_ context.Context, p transports.OpenParams) (transports.Transport, error) {
+		var cfg Config
+		if p.Decode != nil {
+			if err := p.Decode(&cfg); err != nil {
+				return nil, err
+			}
+		}
+		return New(cfg), nil
+	})
+}
+
+// Config configures the memory transport. It has no settings yet; it exists
+// so that `transport.memory: {}` in YAML is accepted and decoded strictly.
+type Config struct{}
+
+// Transport is an in-process broker. The zero value is not usable; call New.
+// It is safe for concurrent use.
+type Transport struct {
+	mu     sync.Mutex
+	topics map[string]map[string]*queue // topic → group → queue
+	closed chan struct{}
+	once   sync.Once
+}
+
+var (
+	_ transports.Transport        = (*Transport)(nil)
+	_ transports.GroupProvisioner = (*Transport)(nil)
+)
+
+// New returns an empty in-process broker.
+func New(Config) *Transport {
+	return &Transport{
+		topics: map[string]map[string]*queue{},
+		closed: make(chan struct{}),
+	}
+}
+
+// Publisher returns a publisher onto this transport. Publish returns once the
+// message is in the queue of every group provisioned on the topic.
+func (t *Transport) Publisher() (message.Publisher, error) {
+	if t.isClosed() {
+		return nil, ErrClosed
+	}
+	return &publisher{t: t, closed: make(chan struct{})}, nil
+}
+
+// Subscriber returns a new subscriber consuming as group.
+func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
+	if t.isClosed() {
+		return nil, ErrClosed
+	}
+	if group == "" {
+		return nil, errors.New("memory transport: empty consumer group name")
+	}
+	return &subscriber{t: t, group: group, closed: make(chan struct{})}, nil
+}
+
+// Features reports ordered, non-persistent delivery.
+func (t *Transport) Features() transports.Features {
+	return transports.Features{OrderedPerKey: true}
+}
+
+// Health returns ErrClosed after Close, nil before.
+func (t *Transport) Health(context.Context) error {
+	if t.isClosed() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// ProvisionGroup creates the group's queue on topic, so that messages
+// published from now on are kept for the group even before it subscribes.
+func (t *Transport) ProvisionGroup(_ context.Context, topic, group string) error {
+	_, err := t.queue(topic, group)
+	return err
+}
+
+// Pending returns how many messages wait in the group's queue on topic, not
+// counting those delivered and not yet acked.
+func (t *Transport) Pending(topic, group string) int {
+	t.mu.Lock()
+	q := t.topics[topic][group]
+	t.mu.Unlock()
+	if q == nil {
+		return 0
+	}
+	return q.len()
+}
+
+// Close stops every subscription and drops all queued messages. It is
+// idempotent.
+func (t *Transport) Close() error {
+	t.once.Do(func() {
+		t.mu.Lock()
+		close(t.closed)
+		t.topics = map[string]map[string]*queue{}
+		t.mu.Unlock()
+	})
+	return nil
+}
+
+func (t *Transport) isClosed() bool {
+	select {
+	case <-t.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// queue returns the group's queue on topic, creating it if needed.
+func (t *Transport) queue(topic, group string) (*queue, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.isClosed() {
+		return nil, ErrClosed
+	}
+	groups := t.topics[topic]
+	if groups == nil {
+		groups = map[string]*queue{}
+		t.topics[topic] = groups
+	}
+	q := groups[group]
+	if q == nil {
+		q = newQueue()
+		groups[group] = q
+	}
+	return q, nil
+}
+
+func (t *Transport) publish(topic string, msgs []*message.Message) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.isClosed() {
+		return ErrClosed
+	}
+	for _, q := range t.topics[topic] {
+		q.push(msgs)
+	}
+	return nil
+}

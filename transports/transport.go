@@ -1,0 +1,58 @@
+package transports
+
+import (
+	"context"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Transport connects busline to one message broker.
+//
+// Implementations are safe for concurrent use. The publishers and subscribers
+// a transport hands out belong to it: closing one of them releases only that
+// one, while Close releases the transport and everything it handed out.
+type Transport interface {
+	// Publisher returns a publisher whose Publish returns only after the broker
+	// has the message (confirmed, acknowledged or stored, per transport).
+	Publisher() (message.Publisher, error)
+
+	// Subscriber returns a new subscriber that consumes as the consumer group
+	// named group: every group receives its own copy of each message, and the
+	// subscribers of one group compete for them.
+	Subscriber(group string) (message.Subscriber, error)
+
+	// Features reports what the transport guarantees.
+	Features() Features
+
+	// Health returns nil when the transport can publish and consume, or an
+	// error that says what is wrong.
+	Health(ctx context.Context) error
+
+	// Close releases the connection and stops every subscription. It is
+	// idempotent. Messages in flight and not yet acked are left to the broker
+	// for redelivery.
+	Close() error
+}
+
+// Features describes the guarantees of a transport. The conformance suite in
+// package transporttest switches its expectations on them.
+type Features struct {
+	// Persistent is true when messages survive a restart of the broker or, for
+	// an embedded transport, of the process.
+	Persistent bool
+
+	// OrderedPerKey is true when a single consumer of a group receives the
+	// messages that share a key in publish order.
+	OrderedPerKey bool
+
+	// NativeDelay is true when the transport delays redeliveries with a broker
+	// mechanism rather than the generic retry lanes.
+	NativeDelay bool
+}
+
+// GroupProvisioner is implemented by transports that can create a group's
+// queue or consumer group before any consumer subscribes, so that messages
+// published in between are kept for the group.
+type GroupProvisioner interface {
+	ProvisionGroup(ctx context.Context, topic, group string) error
+}
