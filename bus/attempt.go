@@ -1,6 +1,16 @@
 package bus
 
-import "context"
+import (
+	"context"
 
-// attemptFrom returns the attempt number of the message handled under ctx.
-func attemptFrom(_ context.Context, fallback int) int { return fallback }
+	"github.com/busline/busline/middleware"
+)
+
+// attemptFrom returns the attempt number the Retry middleware put in ctx,
+// or fallback outside it.
+func attemptFrom(ctx context.Context, fallback int) int {
+	if n, ok := middleware.Attempt(ctx); ok {
+		return n
+	}
+	return fallback
+}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/busline/busline/middleware"
 )
 
 // Config configures a Bus. The zero value is usable: every field has a
@@ -32,6 +34,19 @@ type Config struct {
 	// from their name. Default: every event's topic is its name.
 	Topics map[string]string
 
+	// Retry is the immediate-retry policy of every subscription that does
+	// not set its own. Default: middleware.DefaultRetryPolicy() (3 attempts,
+	// 100ms backoff doubling to 5s, 20% jitter).
+	Retry middleware.RetryPolicy
+
+	// Delays are the delayed-redelivery tiers of every subscription that
+	// does not set its own: after the immediate retries, a failed message
+	// moves to the group's retry lane and is handled again after Delays[0],
+	// then Delays[1], and so on, before the poison lane. Default (nil):
+	// middleware.DefaultDelays, 10s, 1m, 10m. A non-nil empty slice means
+	// no delayed redelivery.
+	Delays []time.Duration
+
 	// Subscriptions holds per-group settings, keyed by consumer group name.
 	// Options passed to Subscribe override them. Default: a group absent
 	// from the map uses the zero SubscriptionConfig with its defaults.
@@ -51,6 +66,20 @@ type SubscriptionConfig struct {
 	// Timeout bounds each handler attempt; the handler's context is
 	// cancelled when it expires. Default: 0, no timeout.
 	Timeout time.Duration
+
+	// Retry overrides Config.Retry for this subscription. Default: nil, the
+	// bus's policy.
+	Retry *middleware.RetryPolicy
+
+	// Delays overrides Config.Delays for this subscription. Default: nil,
+	// the bus's tiers; a non-nil empty slice means none.
+	Delays []time.Duration
+
+	// Ordered asks for strict per-key order: failures are retried in place,
+	// blocking the messages behind them, then go to the poison lane; there
+	// is no delayed redelivery, which would let later messages overtake.
+	// Requires Concurrency 1. Default: false.
+	Ordered bool
 }
 
 // MaxConcurrency is the largest SubscriptionConfig.Concurrency accepted.
@@ -72,6 +101,10 @@ func (c *Config) setDefaults() {
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 30 * time.Second
 	}
+	c.Retry.SetDefaults()
+	if c.Delays == nil {
+		c.Delays = middleware.DefaultDelays
+	}
 }
 
 // validate returns every problem of c at once.
@@ -82,6 +115,12 @@ func (c *Config) validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, fmt.Errorf("ShutdownGrace %v is negative", c.ShutdownGrace))
+	}
+	if err := c.Retry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("Retry: %w", err))
+	}
+	if err := validateDelays(c.Delays); err != nil {
+		errs = append(errs, fmt.Errorf("Delays: %w", err))
 	}
 	for event, topic := range c.Topics {
 		if err := ValidateName("event", event); err != nil {
@@ -102,9 +141,24 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-func (s *SubscriptionConfig) setDefaults() {
+// resolve fills s's defaults from the bus's config.
+func (s *SubscriptionConfig) resolve(c *Config) {
 	if s.Concurrency == 0 {
 		s.Concurrency = 1
+	}
+	if s.Retry == nil {
+		r := c.Retry
+		s.Retry = &r
+	} else {
+		r := *s.Retry
+		r.SetDefaults()
+		s.Retry = &r
+	}
+	if s.Delays == nil {
+		s.Delays = c.Delays
+	}
+	if s.Ordered {
+		s.Delays = []time.Duration{}
 	}
 }
 
@@ -115,6 +169,27 @@ func (s *SubscriptionConfig) validate() error {
 	}
 	if s.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("Timeout %v is negative", s.Timeout))
+	}
+	if s.Ordered && s.Concurrency > 1 {
+		errs = append(errs, fmt.Errorf("Ordered needs Concurrency 1, not %d: concurrent handlers cannot keep order", s.Concurrency))
+	}
+	if s.Retry != nil {
+		if err := s.Retry.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("Retry: %w", err))
+		}
+	}
+	if err := validateDelays(s.Delays); err != nil {
+		errs = append(errs, fmt.Errorf("Delays: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func validateDelays(delays []time.Duration) error {
+	var errs []error
+	for i, d := range delays {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("tier %d: delay %v must be positive", i+1, d))
+		}
 	}
 	return errors.Join(errs...)
 }

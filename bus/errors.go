@@ -3,6 +3,8 @@ package bus
 import (
 	"errors"
 	"fmt"
+
+	"github.com/busline/busline/middleware"
 )
 
 var (
@@ -18,33 +20,20 @@ var (
 )
 
 // PermanentError marks a failure that retrying cannot fix. See Permanent.
-type PermanentError struct {
-	Err error
-}
+type PermanentError = middleware.PermanentError
 
-func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
-func (e *PermanentError) Unwrap() error { return e.Err }
-
-// Permanent marks err as permanent: the message skips every retry and goes
-// straight to the poison lane. Permanent(nil) is nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &PermanentError{Err: err}
-}
+// Permanent marks err as permanent: the message skips every retry and
+// delayed redelivery and goes straight to the poison lane. Permanent(nil) is
+// nil.
+func Permanent(err error) error { return middleware.Permanent(err) }
 
 // IsPermanent reports whether err, or an error it wraps, was marked with
-// Permanent or is a DecodeError.
-func IsPermanent(err error) bool {
-	var p *PermanentError
-	var d *DecodeError
-	return errors.As(err, &p) || errors.As(err, &d)
-}
+// Permanent. A DecodeError is always wrapped so.
+func IsPermanent(err error) bool { return middleware.IsPermanent(err) }
 
 // DecodeError is the failure of a message whose payload could not be decoded
 // into the handler's event type. The handler is not called; the failure is
-// permanent.
+// permanent, recorded with reason "decode".
 type DecodeError struct {
 	Event string // the event name the handler expects
 	Err   error  // the codec's error

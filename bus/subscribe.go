@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
 )
 
@@ -29,6 +30,23 @@ func WithConcurrency(n int) SubscribeOption {
 // WithTimeout bounds each handler attempt.
 func WithTimeout(d time.Duration) SubscribeOption {
 	return func(c *SubscriptionConfig) { c.Timeout = d }
+}
+
+// WithRetry sets the subscription's immediate-retry policy; zero fields
+// take their defaults.
+func WithRetry(p middleware.RetryPolicy) SubscribeOption {
+	return func(c *SubscriptionConfig) { c.Retry = &p }
+}
+
+// WithDelays sets the subscription's delayed-redelivery tiers; no argument
+// means none: failures go to the poison lane after the immediate retries.
+func WithDelays(delays ...time.Duration) SubscribeOption {
+	return func(c *SubscriptionConfig) { c.Delays = append([]time.Duration{}, delays...) }
+}
+
+// WithOrdered asks for strict order: see SubscriptionConfig.Ordered.
+func WithOrdered() SubscribeOption {
+	return func(c *SubscriptionConfig) { c.Ordered = true }
 }
 
 // Subscribe registers h as group's handler for events of type T. Every group
@@ -53,7 +71,7 @@ func Subscribe[T Event](b *Bus, group string, h Handler[T], opts ...SubscribeOpt
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	cfg.setDefaults()
+	cfg.resolve(&b.cfg)
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", name, group, err)
 	}
@@ -77,19 +95,18 @@ type subscription[T Event] struct {
 func (s *subscription[T]) handleMessage(msg *message.Message) error {
 	md := readMetadata(msg, s.topic, s.group)
 	if ct := msg.Metadata.Get(MetaContentType); ct != "" && ct != s.bus.cfg.Codec.ContentType() {
-		return &DecodeError{Event: s.event, Err: fmt.Errorf("content-type %q, the codec reads %q", ct, s.bus.cfg.Codec.ContentType())}
+		return decodeFailure(s.event, fmt.Errorf("content-type %q, the codec reads %q", ct, s.bus.cfg.Codec.ContentType()))
 	}
 	e := newEvent[T]()
 	if err := s.bus.cfg.Codec.Unmarshal(msg.Payload, &e); err != nil {
-		return &DecodeError{Event: s.event, Err: err}
+		return decodeFailure(s.event, err)
 	}
-	ctx := msg.Context()
-	if s.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.cfg.Timeout)
-		defer cancel()
-	}
-	return s.handle(withMetadata(ctx, md), e)
+	return s.handle(withMetadata(msg.Context(), md), e)
+}
+
+// decodeFailure is the permanent failure of a payload that does not decode.
+func decodeFailure(event string, err error) error {
+	return &middleware.PermanentError{Err: &DecodeError{Event: event, Err: err}, Reason: middleware.ReasonDecode}
 }
 
 // addSubscription provisions the group and adds cfg.Concurrency router
@@ -104,24 +121,52 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 	if b.handlers[key] {
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, ErrDuplicateHandler)
 	}
-	if p, ok := b.transport.(transports.GroupProvisioner); ok {
-		if err := p.ProvisionGroup(context.Background(), topic, group); err != nil {
-			return fmt.Errorf("bus.Subscribe %s for group %s: provision: %w", event, group, err)
-		}
+	lanes := middleware.Lanes{Publisher: b.publisher, Topic: topic, Group: group, Delays: cfg.Delays}
+	// Tier 1 is consumed even without delays: replays from the poison lane
+	// arrive there.
+	topics := []string{topic}
+	for tier := range max(1, len(cfg.Delays)) {
+		topics = append(topics, middleware.RetryTopic(topic, group, tier+1))
+	}
+	if err := b.provision(append(topics, middleware.PoisonTopic(topic, group)), group); err != nil {
+		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, err)
 	}
 	sub, err := b.subscriber(group)
 	if err != nil {
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, err)
 	}
-	handler := b.guard(h)
-	for i := range cfg.Concurrency {
-		name := fmt.Sprintf("%s/%d", key, i)
-		b.router.AddConsumerHandler(name, topic, sub, handler)
+	attempt := middleware.Retry(*cfg.Retry)(middleware.Timeout(cfg.Timeout)(middleware.Recoverer(
+		func(msg *message.Message) ([]*message.Message, error) { return nil, h(msg) })))
+	main := b.guard(lanes.Middleware(attempt))
+	delayed := b.guard(middleware.Due(lanes.Middleware(attempt)))
+	for i, t := range topics {
+		handler := main
+		if i > 0 {
+			handler = delayed
+		}
+		for n := range cfg.Concurrency {
+			b.router.AddConsumerHandler(fmt.Sprintf("%s/%s/%d", key, t, n), t, sub, handler)
+		}
 	}
 	b.handlers[key] = true
 	if b.running {
 		if err := b.router.RunHandlers(b.runCtx); err != nil {
 			return fmt.Errorf("bus.Subscribe %s for group %s: start: %w", event, group, err)
+		}
+	}
+	return nil
+}
+
+// provision creates group's queue or consumer group on each topic where the
+// transport supports it, so that messages published from now on are kept.
+func (b *Bus) provision(topics []string, group string) error {
+	p, ok := b.transport.(transports.GroupProvisioner)
+	if !ok {
+		return nil
+	}
+	for _, t := range topics {
+		if err := p.ProvisionGroup(context.Background(), t, group); err != nil {
+			return fmt.Errorf("provision %s: %w", t, err)
 		}
 	}
 	return nil
@@ -145,7 +190,7 @@ func (b *Bus) subscriber(group string) (*drainSubscriber, error) {
 // guard wraps every handler of the bus: it gives the handler a context that
 // Close cancels when the grace period ends, acks or nacks the message as soon
 // as the handler returns, and tells Close the message is finished.
-func (b *Bus) guard(h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc {
+func (b *Bus) guard(h message.HandlerFunc) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		defer b.inflight.release()
 		ctx, cancel := context.WithCancel(msg.Context())
@@ -153,7 +198,7 @@ func (b *Bus) guard(h message.NoPublishHandlerFunc) message.NoPublishHandlerFunc
 		stop := context.AfterFunc(b.handlerCtx, cancel)
 		defer stop()
 		msg.SetContext(ctx)
-		err := h(msg)
+		_, err := h(msg)
 		if err != nil {
 			msg.Nack()
 		} else {

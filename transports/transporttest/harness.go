@@ -29,11 +29,22 @@ type Harness struct {
 
 	// Timeout bounds each wait for a delivery. Default: 15s.
 	Timeout time.Duration
+
+	// MaxDuplicates is how many duplicate successful deliveries the mixed
+	// failure case accepts out of 1,000 events. Default: 0.
+	MaxDuplicates int
+
+	// MaxLateness is how late past its tier delay a delayed redelivery may
+	// be handled. Default: 500ms.
+	MaxLateness time.Duration
 }
 
 func (h *Harness) setDefaults() {
 	if h.Timeout == 0 {
 		h.Timeout = 15 * time.Second
+	}
+	if h.MaxLateness == 0 {
+		h.MaxLateness = 500 * time.Millisecond
 	}
 }
 
@@ -58,6 +69,7 @@ func Run(t *testing.T, h Harness) {
 	h.setDefaults()
 	t.Run("Universal", func(t *testing.T) { RunUniversal(t, h) })
 	t.Run("Bus", func(t *testing.T) { RunBus(t, h) })
+	t.Run("Pipeline", func(t *testing.T) { RunPipeline(t, h) })
 }
 
 // RunUniversal runs Watermill's universal Pub/Sub suite over one transport:

@@ -1,0 +1,213 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+
+	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/transports"
+)
+
+// PoisonMessage is a message in a poison lane.
+type PoisonMessage struct {
+	ID       string             // the message's ce_id (or Watermill UUID)
+	Event    string             // ce_type
+	Payload  []byte             // the original payload, byte for byte
+	Metadata message.Metadata   // the original metadata plus the busline_ failure record
+	Failure  middleware.Failure // the decoded failure record
+	// FailureErr is set when the failure record is malformed; the fields of
+	// Failure that decoded are still filled.
+	FailureErr error
+}
+
+// PoisonLane reads and works one group's poison lane for one topic: the
+// messages the group failed to handle after every retry and delay. Other
+// groups on the topic are not affected by anything done here.
+//
+// Every operation is a sweep: it consumes the lane up to a marker message it
+// publishes first, and puts back each message it keeps, so the lane keeps its
+// order. Sweeps of one lane should not run at the same time; one that does
+// sees the other's kept messages once more. A sweep interrupted by its context
+// loses nothing: a message is acked only after it was put back, replayed, or
+// purged as asked.
+type PoisonLane struct {
+	transport transports.Transport
+	topic     string
+	group     string
+}
+
+// metaMarker tags the marker message that ends a sweep.
+const metaMarker = "busline_sweep_marker"
+
+// staleMarker is the age after which a sweep drops another sweep's marker,
+// left by a sweep that was interrupted.
+const staleMarker = 10 * time.Minute
+
+// NewPoisonLane returns the poison lane of group for topic (the event's wire
+// topic) on t.
+func NewPoisonLane(t transports.Transport, topic, group string) (*PoisonLane, error) {
+	if err := errors.Join(ValidateName("topic", topic), ValidateName("group", group)); err != nil {
+		return nil, fmt.Errorf("bus.NewPoisonLane: %w", err)
+	}
+	return &PoisonLane{transport: t, topic: topic, group: group}, nil
+}
+
+// Topic returns the lane's own topic.
+func (l *PoisonLane) Topic() string { return middleware.PoisonTopic(l.topic, l.group) }
+
+// List returns the messages in the lane, oldest first, leaving them there.
+func (l *PoisonLane) List(ctx context.Context) ([]PoisonMessage, error) {
+	var list []PoisonMessage
+	_, err := l.sweep(ctx, func(m PoisonMessage) action {
+		list = append(list, m)
+		return keep
+	})
+	return list, err
+}
+
+// Replay moves the messages for which match returns true (all if match is
+// nil) to the group's retry lane, due at once, so only this group handles
+// them again; a replayed message leaves the poison lane. It returns how many
+// were replayed, also when it fails part way.
+func (l *PoisonLane) Replay(ctx context.Context, match func(PoisonMessage) bool) (int, error) {
+	return l.sweep(ctx, func(m PoisonMessage) action {
+		if match == nil || match(m) {
+			return replay
+		}
+		return keep
+	})
+}
+
+// Purge deletes the messages for which match returns true (all if match is
+// nil). It returns how many were deleted, also when it fails part way.
+func (l *PoisonLane) Purge(ctx context.Context, match func(PoisonMessage) bool) (int, error) {
+	return l.sweep(ctx, func(m PoisonMessage) action {
+		if match == nil || match(m) {
+			return drop
+		}
+		return keep
+	})
+}
+
+type action int
+
+const (
+	keep action = iota
+	replay
+	drop
+)
+
+// sweep consumes the lane up to a fresh marker, applying decide to every
+// message, and returns how many were replayed or dropped.
+func (l *PoisonLane) sweep(ctx context.Context, decide func(PoisonMessage) action) (int, error) {
+	lane := l.Topic()
+	pub, err := l.transport.Publisher()
+	if err != nil {
+		return 0, fmt.Errorf("poison lane %s: publisher: %w", lane, err)
+	}
+	defer pub.Close()
+	sub, err := l.transport.Subscriber(l.group)
+	if err != nil {
+		return 0, fmt.Errorf("poison lane %s: subscriber: %w", lane, err)
+	}
+	defer sub.Close()
+	if p, ok := l.transport.(transports.GroupProvisioner); ok {
+		if err := p.ProvisionGroup(ctx, lane, l.group); err != nil {
+			return 0, fmt.Errorf("poison lane %s: provision: %w", lane, err)
+		}
+	}
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msgs, err := sub.Subscribe(subCtx, lane)
+	if err != nil {
+		return 0, fmt.Errorf("poison lane %s: subscribe: %w", lane, err)
+	}
+	marker := message.NewMessage(uuid.NewString(), nil)
+	marker.Metadata.Set(metaMarker, formatNow())
+	if err := pub.Publish(lane, marker); err != nil {
+		return 0, fmt.Errorf("poison lane %s: publish marker: %w", lane, err)
+	}
+	done := 0
+	for {
+		var msg *message.Message
+		select {
+		case <-ctx.Done():
+			return done, fmt.Errorf("poison lane %s: stopped after %d messages: %w", lane, done, ctx.Err())
+		case m, ok := <-msgs:
+			if !ok {
+				return done, fmt.Errorf("poison lane %s: subscription closed after %d messages", lane, done)
+			}
+			msg = m
+		}
+		if msg.UUID == marker.UUID {
+			msg.Ack()
+			return done, nil
+		}
+		act := keep
+		if at, isMarker := msg.Metadata[metaMarker]; isMarker {
+			if t, err := time.Parse(time.RFC3339Nano, at); err != nil || time.Since(t) > staleMarker {
+				act = drop
+			}
+		} else {
+			act = decide(readPoison(msg))
+		}
+		if err := l.apply(pub, msg, act); err != nil {
+			msg.Nack()
+			return done, fmt.Errorf("poison lane %s: message %s: %w (after %d messages)", lane, msg.UUID, err, done)
+		}
+		msg.Ack()
+		if act != keep {
+			done++
+		}
+	}
+}
+
+// apply carries out act on msg; msg is acked by the caller afterwards.
+func (l *PoisonLane) apply(pub message.Publisher, msg *message.Message, act action) error {
+	switch act {
+	case keep:
+		return pub.Publish(l.Topic(), stripped(msg))
+	case replay:
+		out := stripped(msg)
+		f, _ := middleware.ReadFailure(out.Metadata)
+		f.Replays++
+		f.Tier = 0
+		f.Due = time.Now()
+		f.Write(out.Metadata)
+		return pub.Publish(middleware.RetryTopic(l.topic, l.group, 1), out)
+	default:
+		return nil
+	}
+}
+
+// stripped copies msg's id, payload and metadata, without its ack state.
+func stripped(msg *message.Message) *message.Message {
+	out := message.NewMessage(msg.UUID, msg.Payload)
+	for k, v := range msg.Metadata {
+		out.Metadata.Set(k, v)
+	}
+	return out
+}
+
+func readPoison(msg *message.Message) PoisonMessage {
+	f, err := middleware.ReadFailure(msg.Metadata)
+	id := msg.Metadata.Get(MetaID)
+	if id == "" {
+		id = msg.UUID
+	}
+	return PoisonMessage{
+		ID:         id,
+		Event:      msg.Metadata.Get(MetaType),
+		Payload:    msg.Payload,
+		Metadata:   msg.Metadata,
+		Failure:    f,
+		FailureErr: err,
+	}
+}
+
+func formatNow() string { return time.Now().UTC().Format(time.RFC3339Nano) }

@@ -1,0 +1,155 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// RetryTopic is the topic of group's delayed-redelivery lane tier (1-based)
+// for messages of topic.
+func RetryTopic(topic, group string, tier int) string {
+	return topic + "." + group + ".retry." + strconv.Itoa(tier)
+}
+
+// PoisonTopic is the topic of group's poison lane for messages of topic.
+func PoisonTopic(topic, group string) string {
+	return topic + "." + group + ".poison"
+}
+
+// DefaultDelays are the delayed-redelivery tiers used when none are
+// configured.
+var DefaultDelays = []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute}
+
+// Lanes moves a message whose handler failed out of the way, so the stream
+// it came from moves on: to group's next delayed-redelivery tier while tiers
+// remain, and to group's poison lane after the last tier or at once for a
+// permanent failure. The original message is acked only once the lane
+// publish succeeded; if it fails, the handler's error is returned and the
+// message is redelivered, never dropped. A failure while the message's
+// context is done (the consumer is stopping) is passed on unchanged: it
+// goes to no lane.
+type Lanes struct {
+	// Publisher publishes to the lanes. Its Publish must return only once
+	// the broker has the message. Required.
+	Publisher message.Publisher
+
+	// Topic is the subscription's main topic. Required.
+	Topic string
+
+	// Group is the consumer group the lanes belong to. Required.
+	Group string
+
+	// Delays are the tiers: the first failure waits Delays[0], and so on.
+	// Empty means no delayed redelivery: failures go to the poison lane.
+	Delays []time.Duration
+
+	// Now returns the current time. Default: time.Now.
+	Now func() time.Time
+}
+
+// Middleware returns the Lanes middleware.
+func (l Lanes) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	if l.Now == nil {
+		l.Now = time.Now
+	}
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err == nil || msg.Context().Err() != nil {
+			return out, err
+		}
+		if perr := l.divert(msg, err); perr != nil {
+			return nil, fmt.Errorf("%w (and moving the message to a lane failed, so it stays for redelivery: %v)", err, perr)
+		}
+		return nil, nil
+	}
+}
+
+// divert publishes msg to its next lane with the failure recorded.
+func (l Lanes) divert(msg *message.Message, cause error) error {
+	now := l.Now()
+	f, _ := ReadFailure(msg.Metadata) // a malformed record is rewritten below
+	if f.Attempts == 0 {
+		f.Attempts = 1
+	}
+	if f.FirstFailure.IsZero() {
+		f.FirstFailure = now
+	}
+	f.LastFailure = now
+	f.Error = cause.Error()
+	f.ErrorType = errorType(cause)
+	f.Reason = Reason(cause)
+	if f.Group == "" {
+		f.Group = l.Group
+	}
+	if f.Topic == "" {
+		f.Topic = l.Topic
+	}
+	if name := message.HandlerNameFromCtx(msg.Context()); name != "" {
+		f.Handler = name
+	}
+	if pos := msg.Metadata.Get(PositionMetadataKey); pos != "" {
+		f.Position = pos
+	}
+	lane := msg.Copy()
+	if f.Tier < len(l.Delays) && !IsPermanent(cause) {
+		f.Tier++
+		f.Due = now.Add(l.Delays[f.Tier-1])
+		f.Write(lane.Metadata)
+		return l.Publisher.Publish(RetryTopic(l.Topic, l.Group, f.Tier), lane)
+	}
+	f.Tier, f.Due = 0, time.Time{}
+	f.Write(lane.Metadata)
+	return l.Publisher.Publish(PoisonTopic(l.Topic, l.Group), lane)
+}
+
+// Reason classifies err into one of the Reason constants.
+func Reason(err error) string {
+	var p *PermanentError
+	var pe *PanicError
+	switch {
+	case errors.As(err, &p) && p.Reason != "":
+		return p.Reason
+	case errors.As(err, &pe):
+		return ReasonPanic
+	case errors.As(err, &p):
+		return ReasonPermanent
+	case errors.Is(err, context.DeadlineExceeded):
+		return ReasonTimeout
+	default:
+		return ReasonError
+	}
+}
+
+// errorType names the type at the end of err's Unwrap chain, past
+// PermanentError and fmt wrappers, e.g. "*fs.PathError".
+func errorType(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return reflect.TypeOf(err).String()
+		}
+		err = next
+	}
+}
+
+// Due holds a message taken from a retry lane until its MetaDue time, then
+// passes it on. If the consumer stops meanwhile, the message is returned
+// unhandled, with the context's error, for redelivery. A message without a
+// valid MetaDue is handled at once.
+func Due(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		due, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetaDue))
+		if err == nil {
+			if !sleep(msg.Context(), time.Until(due)) {
+				return nil, msg.Context().Err()
+			}
+		}
+		return h(msg)
+	}
+}
