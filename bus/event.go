@@ -34,15 +34,15 @@ func ValidateName(what, name string) error {
 	if len(name) > MaxNameLen {
 		return fmt.Errorf("%w: %s name %.20q... is %d bytes long, at most %d are allowed", ErrInvalidName, what, name, len(name), MaxNameLen)
 	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; !nameChar(c) {
-			return fmt.Errorf("%w: %s name %q has %q at byte %d; use only letters, digits, '.', '_' and '-'", ErrInvalidName, what, name, c, i)
+	for i, r := range name {
+		if !nameChar(r) {
+			return fmt.Errorf("%w: %s name %q has %q at byte %d; use only ASCII letters, digits, '.', '_' and '-'", ErrInvalidName, what, name, r, i)
 		}
 	}
 	return nil
 }
 
-func nameChar(c byte) bool {
+func nameChar(c rune) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
 }
 

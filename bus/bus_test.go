@@ -1,0 +1,215 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/transports/memory"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+type badName struct{}
+
+func (badName) EventName() string { return "orders placed" }
+
+type ptrEvent struct{ N int }
+
+func (*ptrEvent) EventName() string { return "ptr.event" }
+
+func setup(t *testing.T, cfg bus.Config) (*bus.Bus, *memory.Transport) {
+	t.Helper()
+	tr := memory.New(memory.Config{})
+	t.Cleanup(func() { _ = tr.Close() })
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Service == "" {
+		cfg.Service = "test"
+	}
+	b, err := bus.New(tr, cfg)
+	if err != nil {
+		t.Fatalf("bus.New: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	return b, tr
+}
+
+func run(t *testing.T, b *bus.Bus) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	select {
+	case <-b.Router().Running():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+func TestValidateName(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		wantErr string
+	}{
+		{"orders.placed", ""},
+		{"A-z_0.9", ""},
+		{strings.Repeat("a", 200), ""},
+		{"", "event name is empty"},
+		{strings.Repeat("a", 201), "201 bytes long, at most 200"},
+		{"orders placed", `has ' ' at byte 6`},
+		{"orders/placed", `has '/' at byte 6`},
+		{"ordérs", `has 'é' at byte 3`},
+	}
+	for _, tt := range tests {
+		err := bus.ValidateName("event", tt.name)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("ValidateName(%.20q) = %v, want nil", tt.name, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, bus.ErrInvalidName)):
+			t.Errorf("ValidateName(%.20q) = %v, want ErrInvalidName containing %q", tt.name, err, tt.wantErr)
+		}
+	}
+}
+
+func TestNewReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	tr := memory.New(memory.Config{})
+	defer tr.Close()
+	_, err := bus.New(tr, bus.Config{
+		Service:       "bad service",
+		ShutdownGrace: -time.Second,
+		Retry:         middleware.RetryPolicy{Attempts: -1},
+		Delays:        []time.Duration{time.Second, 0},
+		Subscriptions: map[string]bus.SubscriptionConfig{"billing": {Concurrency: 2, Ordered: true}},
+	})
+	if err == nil {
+		t.Fatal("bus.New accepted an invalid config")
+	}
+	for _, want := range []string{"service name", "ShutdownGrace", "retry attempts -1", "tier 2", "Ordered needs Concurrency 1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if _, err := bus.New(nil, bus.Config{}); err == nil || !strings.Contains(err.Error(), "nil transport") {
+		t.Errorf("bus.New(nil) = %v, want a nil transport error", err)
+	}
+}
+
+func TestSubscribeBadInput(t *testing.T) {
+	t.Parallel()
+	b, _ := setup(t, bus.Config{})
+	tests := []struct {
+		name    string
+		err     error
+		wantErr string
+	}{
+		{"InvalidEventName", bus.Subscribe(b, "g", func(context.Context, badName) error { return nil }), "event name \"orders placed\""},
+		{"InvalidGroup", bus.Subscribe(b, "bad group", func(context.Context, *ptrEvent) error { return nil }), "group name \"bad group\""},
+		{"NilHandler", bus.Subscribe[*ptrEvent](b, "g", nil), "nil handler"},
+		{"OrderedConcurrent", bus.Subscribe(b, "g2", func(context.Context, *ptrEvent) error { return nil }, bus.WithOrdered(), bus.WithConcurrency(2)), "Ordered needs Concurrency 1"},
+		{"TooConcurrent", bus.Subscribe(b, "g3", func(context.Context, *ptrEvent) error { return nil }, bus.WithConcurrency(5000)), "out of range"},
+		{"BadDelay", bus.Subscribe(b, "g4", func(context.Context, *ptrEvent) error { return nil }, bus.WithDelays(-time.Second)), "must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.err == nil || !strings.Contains(tt.err.Error(), tt.wantErr) {
+				t.Errorf("Subscribe = %v, want an error containing %q", tt.err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestPublishBadInput(t *testing.T) {
+	t.Parallel()
+	b, _ := setup(t, bus.Config{})
+	if err := bus.Publish(context.Background(), b, badName{}); !errors.Is(err, bus.ErrInvalidName) {
+		t.Errorf("Publish(invalid name) = %v, want ErrInvalidName", err)
+	}
+	if err := bus.Publish(context.Background(), b, nil); err == nil {
+		t.Error("Publish(nil) = nil, want an error")
+	}
+}
+
+// TestPointerEvents checks that a pointer event type is decoded into a
+// fresh value and that publishing from a handler carries the ids on.
+func TestPointerEventsAndCausation(t *testing.T) {
+	t.Parallel()
+	b, _ := setup(t, bus.Config{})
+	type seen struct {
+		n  int
+		md bus.Metadata
+	}
+	got := make(chan seen, 2)
+	err := bus.Subscribe(b, "first", func(ctx context.Context, e *ptrEvent) error {
+		md, _ := bus.MetadataFrom(ctx)
+		got <- seen{e.N, md}
+		if e.N == 1 {
+			return bus.Publish(ctx, b, &ptrEvent{N: 2})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, b)
+	if err := bus.Publish(context.Background(), b, &ptrEvent{N: 1}, bus.WithCorrelationID("flow-9")); err != nil {
+		t.Fatal(err)
+	}
+	var first, second seen
+	for i, into := range []*seen{&first, &second} {
+		select {
+		case *into = <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("event %d not handled", i+1)
+		}
+	}
+	if first.n != 1 || second.n != 2 {
+		t.Fatalf("handled %d then %d, want 1 then 2", first.n, second.n)
+	}
+	if second.md.CausationID != first.md.ID || second.md.CorrelationID != "flow-9" {
+		t.Errorf("causation %q correlation %q, want %q and flow-9", second.md.CausationID, second.md.CorrelationID, first.md.ID)
+	}
+	if _, ok := bus.MetadataFrom(context.Background()); ok {
+		t.Error("MetadataFrom outside a handler reported ok")
+	}
+}
+
+func TestPermanent(t *testing.T) {
+	t.Parallel()
+	base := errors.New("invalid order")
+	err := bus.Permanent(base)
+	if !bus.IsPermanent(err) || !errors.Is(err, base) {
+		t.Errorf("Permanent(%v): IsPermanent %v, Is(base) %v; want both true", base, bus.IsPermanent(err), errors.Is(err, base))
+	}
+	if bus.IsPermanent(base) || bus.Permanent(nil) != nil {
+		t.Error("a plain error is permanent, or Permanent(nil) is not nil")
+	}
+}
+
+func TestRunTwice(t *testing.T) {
+	t.Parallel()
+	b, _ := setup(t, bus.Config{})
+	run(t, b)
+	if err := b.Run(context.Background()); !errors.Is(err, bus.ErrRunning) {
+		t.Errorf("second Run = %v, want ErrRunning", err)
+	}
+}

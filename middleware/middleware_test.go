@@ -1,0 +1,267 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.uber.org/goleak"
+
+	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/transports/memory"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// handle runs h over a fresh message with ctx and returns its error.
+func handle(ctx context.Context, h message.HandlerFunc, md map[string]string) (*message.Message, error) {
+	msg := message.NewMessage("m-1", []byte(`{"n":1}`))
+	for k, v := range md {
+		msg.Metadata.Set(k, v)
+	}
+	msg.SetContext(ctx)
+	_, err := h(msg)
+	return msg, err
+}
+
+var fast = middleware.RetryPolicy{Attempts: 3, Initial: time.Millisecond, Max: time.Millisecond, Jitter: -1}
+
+func TestRetry(t *testing.T) {
+	t.Parallel()
+	t.Run("TransientThenSuccess", func(t *testing.T) {
+		var attempts []int
+		h := middleware.Retry(fast)(func(msg *message.Message) ([]*message.Message, error) {
+			n, _ := middleware.Attempt(msg.Context())
+			attempts = append(attempts, n)
+			if len(attempts) < 3 {
+				return nil, errors.New("transient")
+			}
+			return nil, nil
+		})
+		msg, err := handle(context.Background(), h, nil)
+		if err != nil || len(attempts) != 3 || attempts[0] != 1 || attempts[2] != 3 {
+			t.Fatalf("err %v, attempts %v; want nil and [1 2 3]", err, attempts)
+		}
+		if got := msg.Metadata.Get(middleware.MetaAttempts); got != "2" {
+			t.Errorf("%s = %q, want 2 failed attempts", middleware.MetaAttempts, got)
+		}
+	})
+	t.Run("CountsEarlierFailures", func(t *testing.T) {
+		var first int
+		h := middleware.Retry(fast)(func(msg *message.Message) ([]*message.Message, error) {
+			first, _ = middleware.Attempt(msg.Context())
+			return nil, nil
+		})
+		if _, err := handle(context.Background(), h, map[string]string{middleware.MetaAttempts: "4"}); err != nil {
+			t.Fatal(err)
+		}
+		if first != 5 {
+			t.Errorf("attempt %d after 4 recorded failures, want 5", first)
+		}
+	})
+	t.Run("PermanentNotRetried", func(t *testing.T) {
+		calls := 0
+		h := middleware.Retry(fast)(func(*message.Message) ([]*message.Message, error) {
+			calls++
+			return nil, middleware.Permanent(errors.New("bad input"))
+		})
+		if _, err := handle(context.Background(), h, nil); !middleware.IsPermanent(err) || calls != 1 {
+			t.Errorf("err %v after %d calls, want the permanent error after 1", err, calls)
+		}
+	})
+	t.Run("CancelledNotRetried", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		calls := 0
+		h := middleware.Retry(fast)(func(*message.Message) ([]*message.Message, error) {
+			calls++
+			cancel()
+			return nil, context.Canceled
+		})
+		msg, err := handle(ctx, h, nil)
+		if calls != 1 || !errors.Is(err, context.Canceled) || msg.Metadata.Get(middleware.MetaAttempts) != "" {
+			t.Errorf("%d calls, err %v, attempts %q: want 1 call, context.Canceled, no failure recorded", calls, err, msg.Metadata.Get(middleware.MetaAttempts))
+		}
+	})
+	t.Run("MaxElapsed", func(t *testing.T) {
+		calls := 0
+		p := middleware.RetryPolicy{Attempts: 100, Initial: 20 * time.Millisecond, Max: 20 * time.Millisecond, Jitter: -1, MaxElapsed: 50 * time.Millisecond}
+		h := middleware.Retry(p)(func(*message.Message) ([]*message.Message, error) {
+			calls++
+			return nil, errors.New("down")
+		})
+		if _, err := handle(context.Background(), h, nil); err == nil || calls > 4 {
+			t.Errorf("%d calls, err %v: MaxElapsed 50ms with 20ms waits allows at most 3 or 4", calls, err)
+		}
+	})
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	p := middleware.RetryPolicy{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2}
+	p.SetDefaults()
+	for n, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 10: time.Second} {
+		for range 20 {
+			got := p.Backoff(n)
+			if got < want*8/10 || got > want*12/10 {
+				t.Fatalf("Backoff(%d) = %v, want %v ± 20%%", n, got, want)
+			}
+		}
+	}
+	if err := (middleware.RetryPolicy{Attempts: 0, Multiplier: 0.5, Max: -1, Jitter: 2}).Validate(); err == nil ||
+		!strings.Contains(err.Error(), "attempts 0") || !strings.Contains(err.Error(), "multiplier") || !strings.Contains(err.Error(), "jitter") {
+		t.Errorf("Validate = %v, want attempts, multiplier and jitter problems together", err)
+	}
+}
+
+func TestRecoverer(t *testing.T) {
+	t.Parallel()
+	h := middleware.Recoverer(func(*message.Message) ([]*message.Message, error) { panic("boom") })
+	_, err := handle(context.Background(), h, nil)
+	var pe *middleware.PanicError
+	if !errors.As(err, &pe) || pe.Value != "boom" || !strings.Contains(pe.Stack, "TestRecoverer") {
+		t.Fatalf("err = %v, want a PanicError with value boom and the stack", err)
+	}
+	if middleware.Reason(err) != middleware.ReasonPanic {
+		t.Errorf("Reason = %q, want panic", middleware.Reason(err))
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	h := middleware.Timeout(20 * time.Millisecond)(func(msg *message.Message) ([]*message.Message, error) {
+		<-msg.Context().Done()
+		return nil, msg.Context().Err()
+	})
+	start := time.Now()
+	msg, err := handle(context.Background(), h, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("err = %v after %v, want DeadlineExceeded after about 20ms", err, time.Since(start))
+	}
+	if msg.Context().Err() != nil {
+		t.Error("the message's own context was left cancelled after the attempt")
+	}
+	if middleware.Reason(err) != middleware.ReasonTimeout {
+		t.Errorf("Reason = %q, want timeout", middleware.Reason(err))
+	}
+}
+
+// lanesSetup returns Lanes over a memory transport with the lanes of group
+// provisioned, and a function that takes the next message of a topic.
+func lanesSetup(t *testing.T, delays ...time.Duration) (middleware.Lanes, func(topic string) *message.Message) {
+	t.Helper()
+	tr := memory.New(memory.Config{})
+	t.Cleanup(func() { _ = tr.Close() })
+	pub, err := tr.Publisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := middleware.Lanes{Publisher: pub, Topic: "orders", Group: "billing", Delays: delays}
+	for _, topic := range []string{middleware.RetryTopic("orders", "billing", 1), middleware.RetryTopic("orders", "billing", 2), middleware.PoisonTopic("orders", "billing")} {
+		if err := tr.ProvisionGroup(context.Background(), topic, "billing"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func(topic string) *message.Message {
+		if n := tr.Pending(topic, "billing"); n != 1 {
+			t.Fatalf("%s holds %d messages, want 1", topic, n)
+		}
+		sub, _ := tr.Subscriber("billing")
+		defer sub.Close()
+		ch, err := sub.Subscribe(context.Background(), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := <-ch
+		m.Ack()
+		return m
+	}
+	return l, next
+}
+
+func TestLanes(t *testing.T) {
+	t.Parallel()
+	failing := func(err error) message.HandlerFunc {
+		return func(*message.Message) ([]*message.Message, error) { return nil, err }
+	}
+	t.Run("FirstFailureToTierOne", func(t *testing.T) {
+		l, next := lanesSetup(t, time.Minute, time.Hour)
+		before := time.Now()
+		if _, err := handle(context.Background(), l.Middleware(failing(errors.New("db down"))), map[string]string{"ce_type": "orders.placed"}); err != nil {
+			t.Fatalf("Lanes returned %v, want nil: the message moved to a lane and is acked", err)
+		}
+		m := next(middleware.RetryTopic("orders", "billing", 1))
+		f, err := middleware.ReadFailure(m.Metadata)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Tier != 1 || f.Due.Before(before.Add(time.Minute)) || f.Error != "db down" || f.Group != "billing" || f.Topic != "orders" || f.Reason != middleware.ReasonError {
+			t.Errorf("failure record %+v", f)
+		}
+		if m.Metadata.Get("ce_type") != "orders.placed" || string(m.Payload) != `{"n":1}` {
+			t.Errorf("original metadata or payload lost: %v %q", m.Metadata, m.Payload)
+		}
+	})
+	t.Run("LastTierToPoison", func(t *testing.T) {
+		l, next := lanesSetup(t, time.Minute, time.Hour)
+		md := map[string]string{middleware.MetaTier: "2", middleware.MetaAttempts: "6"}
+		if _, err := handle(context.Background(), l.Middleware(failing(errors.New("still down"))), md); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := middleware.ReadFailure(next(middleware.PoisonTopic("orders", "billing")).Metadata)
+		if f.Tier != 0 || !f.Due.IsZero() || f.Attempts != 6 {
+			t.Errorf("poison record %+v, want no tier or due, 6 attempts", f)
+		}
+	})
+	t.Run("PermanentToPoison", func(t *testing.T) {
+		l, next := lanesSetup(t, time.Minute)
+		if _, err := handle(context.Background(), l.Middleware(failing(middleware.Permanent(errors.New("invalid")))), nil); err != nil {
+			t.Fatal(err)
+		}
+		if f, _ := middleware.ReadFailure(next(middleware.PoisonTopic("orders", "billing")).Metadata); f.Reason != middleware.ReasonPermanent {
+			t.Errorf("reason %q, want permanent", f.Reason)
+		}
+	})
+	t.Run("PublishFailureKeepsMessage", func(t *testing.T) {
+		l, _ := lanesSetup(t, time.Minute)
+		_ = l.Publisher.Close()
+		_, err := handle(context.Background(), l.Middleware(failing(errors.New("db down"))), nil)
+		if err == nil || !strings.Contains(err.Error(), "stays for redelivery") {
+			t.Errorf("err = %v, want the handler's error: the message must be nacked, not dropped", err)
+		}
+	})
+	t.Run("StoppingIsNotAFailure", func(t *testing.T) {
+		l, _ := lanesSetup(t, time.Minute)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := handle(ctx, l.Middleware(failing(context.Canceled)), nil); !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled passed on", err)
+		}
+	})
+}
+
+func TestDue(t *testing.T) {
+	t.Parallel()
+	var at time.Time
+	h := middleware.Due(func(*message.Message) ([]*message.Message, error) {
+		at = time.Now()
+		return nil, nil
+	})
+	due := time.Now().Add(100 * time.Millisecond)
+	if _, err := handle(context.Background(), h, map[string]string{middleware.MetaDue: due.UTC().Format(time.RFC3339Nano)}); err != nil {
+		t.Fatal(err)
+	}
+	if at.Before(due) {
+		t.Errorf("handled %v before due", due.Sub(at))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	far := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
+	if _, err := handle(ctx, h, map[string]string{middleware.MetaDue: far}); !errors.Is(err, context.Canceled) {
+		t.Errorf("stopping while waiting = %v, want context.Canceled (left for redelivery)", err)
+	}
+}
