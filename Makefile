@@ -1,0 +1,48 @@
+# busline — `make test` is the whole suite, brokers included; `make test-short`
+# needs no broker.
+GO      ?= go
+PKGS    ?= ./...
+TIMEOUT ?= 30m
+
+.PHONY: all test test-short vet fmt-check lint bench bench-quick brokers quickstart fuzz
+
+all: test
+
+## test: vet, then every test with -race against the real brokers (started if needed)
+test: brokers vet
+	$(GO) test -race -count=1 -timeout $(TIMEOUT) $(PKGS)
+
+## test-short: the tests that need no broker
+test-short: vet
+	$(GO) test -short -race -count=1 $(PKGS)
+
+## vet: gofmt and go vet
+vet: fmt-check
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+## lint: vet plus staticcheck
+lint: vet
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+## bench: the benchmarks, brokers included
+bench: brokers
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 $(PKGS)
+
+## fuzz: each fuzz target for FUZZTIME (default 60s)
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzEnvelope$$' -fuzztime $(FUZZTIME) ./bus
+	$(GO) test -run '^$$' -fuzz '^FuzzFailure$$' -fuzztime $(FUZZTIME) ./middleware
+
+## brokers: make sure RabbitMQ and Redis run on loopback
+brokers:
+	bash scripts/brokers.sh
+
+## quickstart: run the quickstart on the in-memory transport
+quickstart:
+	$(GO) run ./examples/quickstart
