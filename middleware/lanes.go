@@ -81,7 +81,7 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 		f.FirstFailure = now
 	}
 	f.LastFailure = now
-	f.Error = cause.Error()
+	f.Error = errorText(cause)
 	f.ErrorType = errorType(cause)
 	f.Reason = Reason(cause)
 	if f.Group == "" {
@@ -124,6 +124,15 @@ func Reason(err error) string {
 	default:
 		return ReasonError
 	}
+}
+
+// errorText is err's text, without the "permanent: " mark of a
+// PermanentError returned as is: the reason records that.
+func errorText(err error) string {
+	if p, ok := err.(*PermanentError); ok {
+		return p.Err.Error()
+	}
+	return err.Error()
 }
 
 // errorType names the type at the end of err's Unwrap chain, past
