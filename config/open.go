@@ -1,0 +1,111 @@
+package config
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/transports"
+	_ "github.com/busline/busline/transports/memory" // the default transport needs no import
+)
+
+// Open loads the configuration file at path and returns a bus on the
+// transport it names, ready for Subscribe and Run. Closing the bus closes the
+// transport. Changing transport.kind (and its section) in the file is all it
+// takes to move the program to another broker; the transport's package must
+// be imported, for example with _ "github.com/busline/busline/transports/all".
+func Open(ctx context.Context, path string) (*bus.Bus, error) {
+	cfg, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Open(ctx, nil)
+}
+
+// Open opens c's transport and returns a bus on it that closes the
+// transport when it closes. logger nil means slog.Default().
+func (c *Config) Open(ctx context.Context, logger *slog.Logger) (*bus.Bus, error) {
+	t, err := c.OpenTransport(ctx, logger)
+	if err != nil {
+		return nil, err
+	}
+	bc := c.BusConfig()
+	bc.Logger = logger
+	bc.CloseTransport = true
+	b, err := bus.New(t, bc)
+	if err != nil {
+		_ = t.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// OpenTransport opens the transport c names, with its section decoded as
+// strictly as the rest of the file. logger nil means slog.Default().
+func (c *Config) OpenTransport(ctx context.Context, logger *slog.Logger) (transports.Transport, error) {
+	kind := c.Transport.Kind
+	if kind == "" {
+		kind = "memory"
+	}
+	t, err := transports.Open(ctx, kind, transports.OpenParams{
+		Service: c.Service,
+		Logger:  logger,
+		Decode:  c.Transport.Decode,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: transport.kind %s: %w", kind, err)
+	}
+	return t, nil
+}
+
+// BusConfig returns the bus settings c describes, without a logger.
+func (c *Config) BusConfig() bus.Config {
+	bc := bus.Config{
+		Service:       c.Service,
+		ShutdownGrace: c.ShutdownGrace,
+		Topics:        c.Topics,
+		Retry:         retryPolicy(c.Retry),
+		Delays:        delays(c.Retry.Delays),
+	}
+	if len(c.Subscriptions) > 0 {
+		bc.Subscriptions = make(map[string]bus.SubscriptionConfig, len(c.Subscriptions))
+	}
+	for group := range c.Subscriptions {
+		s, r := c.SubscriptionFor(group), c.RetryFor(group)
+		p := retryPolicy(r)
+		bc.Subscriptions[group] = bus.SubscriptionConfig{
+			Concurrency: s.Concurrency,
+			Timeout:     s.Timeout,
+			Ordered:     s.Ordered,
+			Retry:       &p,
+			Delays:      delays(r.Delays),
+		}
+	}
+	return bc
+}
+
+func retryPolicy(r Retry) middleware.RetryPolicy {
+	p := middleware.RetryPolicy{
+		Attempts:   r.Attempts,
+		Initial:    r.Backoff.Initial,
+		Max:        r.Backoff.Max,
+		Multiplier: r.Backoff.Multiplier,
+		Jitter:     r.Backoff.Jitter,
+		MaxElapsed: r.Backoff.MaxElapsed,
+	}
+	if p.Jitter == 0 {
+		p.Jitter = -1 // YAML's 0 means no jitter; the policy's zero means the default
+	}
+	return p
+}
+
+// delays copies d, keeping an empty list non-nil: it means "no tiers".
+func delays(d []time.Duration) []time.Duration {
+	if d == nil {
+		return nil
+	}
+	return append([]time.Duration{}, d...)
+}
