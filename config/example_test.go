@@ -1,9 +1,13 @@
 package config_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
+	"github.com/busline/busline/bus"
 	"github.com/busline/busline/config"
 )
 
@@ -83,4 +87,38 @@ transport:
 	fmt.Println(settings.URL, settings.Prefetch, settings.Durable)
 	// Output:
 	// amqp://guest:guest@localhost:5672/ 20 true
+}
+
+func ExampleOpen() {
+	dir, _ := os.MkdirTemp("", "busline")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "busline.yaml")
+	_ = os.WriteFile(path, []byte(`
+service: checkout
+transport:
+  kind: ${BUSLINE_EXAMPLE_TRANSPORT:-memory}   # rabbitmq, redis or kafka: nothing else changes
+subscriptions:
+  billing: {concurrency: 4, timeout: 30s}
+`), 0o600)
+
+	b, err := config.Open(context.Background(), path)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	handled := make(chan string, 1)
+	_ = bus.Subscribe(b, "billing", func(ctx context.Context, e orderPlaced) error {
+		handled <- e.ID
+		return nil
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	_ = bus.Publish(context.Background(), b, orderPlaced{ID: "A-1"})
+	fmt.Println("billing handled", <-handled)
+	stop()
+	fmt.Println("run:", <-done)
+	// Output:
+	// billing handled A-1
+	// run: <nil>
 }
