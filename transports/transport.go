@@ -56,3 +56,10 @@ type Features struct {
 type GroupProvisioner interface {
 	ProvisionGroup(ctx context.Context, topic, group string) error
 }
+
+// GroupRemover is implemented by transports that can delete a group's queue
+// or consumer group on a topic, with whatever messages it still holds. Tools
+// use it to clean up the ephemeral groups they create (busctl tail).
+type GroupRemover interface {
+	RemoveGroup(ctx context.Context, topic, group string) error
+}

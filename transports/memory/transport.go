@@ -45,6 +45,7 @@ type Transport struct {
 var (
 	_ transports.Transport        = (*Transport)(nil)
 	_ transports.GroupProvisioner = (*Transport)(nil)
+	_ transports.GroupRemover     = (*Transport)(nil)
 )
 
 // New returns an empty in-process broker.
@@ -93,6 +94,15 @@ func (t *Transport) Health(context.Context) error {
 func (t *Transport) ProvisionGroup(_ context.Context, topic, group string) error {
 	_, err := t.queue(topic, group)
 	return err
+}
+
+// RemoveGroup deletes the group's queue on topic with the messages it
+// holds; the group's subscriptions on topic stop receiving new messages.
+func (t *Transport) RemoveGroup(_ context.Context, topic, group string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.topics[topic], group)
+	return nil
 }
 
 // Pending returns how many messages wait in the group's queue on topic, not
