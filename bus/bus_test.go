@@ -213,3 +213,27 @@ func TestRunTwice(t *testing.T) {
 		t.Errorf("second Run = %v, want ErrRunning", err)
 	}
 }
+
+func TestRawEvent(t *testing.T) {
+	t.Parallel()
+	b, _ := setup(t, bus.Config{})
+	got := make(chan int, 1)
+	if err := bus.Subscribe(b, "raw", func(ctx context.Context, e *ptrEvent) error {
+		got <- e.N
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, b)
+	if err := bus.Publish(context.Background(), b, bus.RawEvent{Name: "ptr.event", Data: []byte(`{"N":7}`)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-got:
+		if n != 7 {
+			t.Errorf("handled N=%d, want 7", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("raw event not handled")
+	}
+}

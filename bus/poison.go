@@ -73,7 +73,9 @@ func (l *PoisonLane) List(ctx context.Context) ([]PoisonMessage, error) {
 // Replay moves the messages for which match returns true (all if match is
 // nil) to the group's retry lane, due at once, so only this group handles
 // them again; a replayed message leaves the poison lane. It returns how many
-// were replayed, also when it fails part way.
+// were replayed, also when it fails part way. match is called once per
+// message, in lane order, just before the message is acted on; it may block,
+// to pace a large replay or report progress.
 func (l *PoisonLane) Replay(ctx context.Context, match func(PoisonMessage) bool) (int, error) {
 	return l.sweep(ctx, func(m PoisonMessage) action {
 		if match == nil || match(m) {
@@ -84,7 +86,8 @@ func (l *PoisonLane) Replay(ctx context.Context, match func(PoisonMessage) bool)
 }
 
 // Purge deletes the messages for which match returns true (all if match is
-// nil). It returns how many were deleted, also when it fails part way.
+// nil). It returns how many were deleted, also when it fails part way. match
+// is called as by Replay.
 func (l *PoisonLane) Purge(ctx context.Context, match func(PoisonMessage) bool) (int, error) {
 	return l.sweep(ctx, func(m PoisonMessage) action {
 		if match == nil || match(m) {
