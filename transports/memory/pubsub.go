@@ -56,11 +56,24 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, err
 	}
+	// ctx ends the subscription when the caller's context is done or the
+	// subscriber or transport closes.
+	ctx, cancel := context.WithCancel(ctx)
 	out := make(chan *message.Message)
-	s.wg.Add(1)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		defer cancel()
+		select {
+		case <-ctx.Done():
+		case <-s.closed:
+		case <-s.t.closed:
+		}
+	}()
 	go func() {
 		defer s.wg.Done()
 		defer close(out)
+		defer cancel()
 		s.consume(ctx, q, out)
 	}()
 	return out, nil
@@ -68,7 +81,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 
 func (s *subscriber) consume(ctx context.Context, q *queue, out chan<- *message.Message) {
 	for {
-		m, ok := q.pop(ctx, s.closed, s.t.closed)
+		m, ok := q.pop(ctx)
 		if !ok {
 			return
 		}
@@ -91,11 +104,6 @@ func (s *subscriber) deliver(ctx context.Context, q *queue, m *message.Message, 
 	case <-ctx.Done():
 		q.requeue(m)
 		return false
-	case <-s.closed:
-		q.requeue(m)
-		return false
-	case <-s.t.closed:
-		return false
 	}
 	select {
 	case <-d.Acked():
@@ -105,11 +113,6 @@ func (s *subscriber) deliver(ctx context.Context, q *queue, m *message.Message, 
 		return true
 	case <-ctx.Done():
 		q.requeue(m)
-		return false
-	case <-s.closed:
-		q.requeue(m)
-		return false
-	case <-s.t.closed:
 		return false
 	}
 }

@@ -42,9 +42,8 @@ func (q *queue) signal() {
 	q.wake = make(chan struct{})
 }
 
-// pop waits for a message until ctx is done or one of stops is closed; ok is
-// false then.
-func (q *queue) pop(ctx context.Context, stop1, stop2 <-chan struct{}) (m *message.Message, ok bool) {
+// pop waits for a message until ctx is done; ok is false then.
+func (q *queue) pop(ctx context.Context) (m *message.Message, ok bool) {
 	for {
 		q.mu.Lock()
 		if len(q.items) > 0 {
@@ -59,10 +58,6 @@ func (q *queue) pop(ctx context.Context, stop1, stop2 <-chan struct{}) (m *messa
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return nil, false
-		case <-stop1:
-			return nil, false
-		case <-stop2:
 			return nil, false
 		}
 	}

@@ -249,13 +249,7 @@ func testShutdownFinishes(t *testing.T, h *Harness) {
 		t.Fatal("Close returned before the in-flight handler finished within the grace period")
 	}
 	// The message was acked: a new instance of the group gets nothing.
-	again := e.newBus(bus.Config{})
-	rec := newRecorder()
-	mustSubscribe(t, again, group, func(ctx context.Context, ev Event) error {
-		rec.record(ctx, ev)
-		return nil
-	})
-	e.run(again)
+	again, rec := e.recordingInstance(group)
 	e.publish(again, 1, func(int) string { return "marker" })
 	calls := rec.waitFor(e, "the marker event", func(c []delivery) bool {
 		for _, d := range c {
@@ -298,13 +292,7 @@ func testShutdownLeavesUnfinished(t *testing.T, h *Harness) {
 		t.Errorf("Close took %v, want about the 200ms grace period", took)
 	}
 	// The unfinished message was not acked: the next instance handles it.
-	again := e.newBus(bus.Config{})
-	rec := newRecorder()
-	mustSubscribe(t, again, group, func(ctx context.Context, ev Event) error {
-		rec.record(ctx, ev)
-		return nil
-	})
-	e.run(again)
+	_, rec := e.recordingInstance(group)
 	calls := rec.waitFor(e, "redelivery of the unfinished message", atLeast(1))
 	if calls[0].Event.Seq != 0 {
 		t.Errorf("redelivered %+v, want event 0", calls[0].Event)

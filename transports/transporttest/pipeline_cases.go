@@ -367,13 +367,7 @@ func testShutdownNotFailure(t *testing.T, h *Harness) {
 	if list, err := lane.List(e.h.waitCtx(t)); err != nil || len(list) != 0 {
 		t.Fatalf("poison lane after shutdown: %d messages, %v; want none", len(list), err)
 	}
-	again := e.newBus(bus.Config{})
-	rec := newRecorder()
-	mustSubscribeOpts(t, again, group, func(ctx context.Context, ev Event) error {
-		rec.record(ctx, ev)
-		return nil
-	}, bus.WithConcurrency(4))
-	e.run(again)
+	_, rec := e.recordingInstance(group, bus.WithConcurrency(4))
 	calls := rec.waitFor(e, "the 50 interrupted events", atLeast(n))
 	for _, c := range calls {
 		if tier := c.Meta.Raw.Get(middleware.MetaTier); tier != "" || c.Meta.Attempt != 1 {

@@ -80,6 +80,23 @@ func (e *env) run(b *bus.Bus) {
 	})
 }
 
+// recordingInstance starts a new running instance of group that records
+// every event it handles: the "next process" of a case.
+func (e *env) recordingInstance(group string, opts ...bus.SubscribeOption) (*bus.Bus, *recorder) {
+	e.t.Helper()
+	b := e.newBus(bus.Config{})
+	rec := newRecorder()
+	err := bus.Subscribe(b, group, func(ctx context.Context, ev Event) error {
+		rec.record(ctx, ev)
+		return nil
+	}, opts...)
+	if err != nil {
+		e.t.Fatalf("Subscribe %s: %v", group, err)
+	}
+	e.run(b)
+	return b, rec
+}
+
 // publish publishes n events with sequence numbers from 0, keyed by keyOf
 // when it is not nil.
 func (e *env) publish(b *bus.Bus, n int, keyOf func(i int) string) {
