@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"sort"
 	"strings"
 	"unicode/utf8"
 )
@@ -27,6 +28,21 @@ type expansion struct {
 type envSpan struct {
 	line, start, end int
 	name             string
+	value            string
+}
+
+// redact replaces in msg every value inserted from the environment by its
+// reference, longest first: messages from the YAML parser quote the text
+// they stumble on, which may hold a secret.
+func (e *expansion) redact(msg string) string {
+	spans := append([]envSpan(nil), e.spans...)
+	sort.Slice(spans, func(i, j int) bool { return len(spans[i].value) > len(spans[j].value) })
+	for _, s := range spans {
+		if s.value != "" {
+			msg = strings.ReplaceAll(msg, s.value, "${"+s.name+"}")
+		}
+	}
+	return msg
 }
 
 // expander holds the state of [expandEnv] across lines: quoted scalars may span
@@ -245,7 +261,7 @@ func (x *expander) dollar(s []byte, lineNo, col, outCol int, emit func([]byte, i
 	}
 	emit([]byte(value), col)
 	if fromEnv {
-		x.exp.spans = append(x.exp.spans, envSpan{line: lineNo, start: outCol, end: outCol + utf8.RuneCountInString(value), name: name})
+		x.exp.spans = append(x.exp.spans, envSpan{line: lineNo, start: outCol, end: outCol + utf8.RuneCountInString(value), name: name, value: value})
 	}
 	return closing + 1, true
 }

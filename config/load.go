@@ -45,6 +45,7 @@ func Parse(data []byte, filename string, lookupEnv func(string) (string, bool)) 
 
 	root, p := parseYAML(exp.text, filename)
 	if p != nil {
+		p.Message = exp.redact(p.Message)
 		return nil, &Error{Problems: []Problem{*p}}
 	}
 	src := newSource(filename, exp, root)
