@@ -39,8 +39,10 @@ type DecodeError struct {
 	Err   error  // the codec's error
 }
 
+// Error describes the decode failure.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("decode %s: %v", e.Event, e.Err)
 }
 
+// Unwrap returns the codec's error.
 func (e *DecodeError) Unwrap() error { return e.Err }

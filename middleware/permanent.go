@@ -9,7 +9,9 @@ type PermanentError struct {
 	Reason string // MetaReason to record; empty means ReasonPermanent
 }
 
+// Error returns the wrapped error's text marked as permanent.
 func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
+// Unwrap returns the wrapped error.
 func (e *PermanentError) Unwrap() error { return e.Err }
 
 // Permanent marks err as permanent. Permanent(nil) is nil.

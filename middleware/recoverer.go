@@ -13,6 +13,7 @@ type PanicError struct {
 	Stack string // the goroutine's stack at the panic
 }
 
+// Error returns the panic value and the stack.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("panic: %v\n%s", e.Value, e.Stack)
 }
