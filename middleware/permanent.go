@@ -11,6 +11,7 @@ type PermanentError struct {
 
 // Error returns the wrapped error's text marked as permanent.
 func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
+
 // Unwrap returns the wrapped error.
 func (e *PermanentError) Unwrap() error { return e.Err }
 
