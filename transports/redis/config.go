@@ -1,0 +1,413 @@
+package redis
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Config configures the Redis transport; it is the YAML section
+// transport.redis. The zero value connects to 127.0.0.1:6379 with the
+// defaults given on each field.
+type Config struct {
+	// URL is a redis:// or rediss:// URL (redis://user:password@host:6379/0).
+	// When set it replaces Addr, Username, Password and DB, and rediss
+	// turns TLS on. Default: empty.
+	URL string `yaml:"url"`
+
+	// Addr is host:port of a single Redis server. Default: 127.0.0.1:6379.
+	Addr string `yaml:"addr"`
+
+	// ClusterAddrs are seed host:port addresses of a Redis Cluster. When set,
+	// busline uses a cluster client and ignores Addr, URL and DB. Default:
+	// empty, no cluster.
+	ClusterAddrs []string `yaml:"cluster_addrs"`
+
+	// Username is the ACL user. Default: empty, the default user.
+	Username string `yaml:"username"`
+
+	// Password is the ACL or requirepass password. It never appears in logs
+	// or errors. Default: empty.
+	Password string `yaml:"password"`
+
+	// DB is the database number. Default: 0.
+	DB int `yaml:"db"`
+
+	// TLS configures TLS to Redis. Default: off (on for rediss:// URLs).
+	TLS TLSConfig `yaml:"tls"`
+
+	// PoolSize is the most connections kept per node. Each subscription
+	// holds one while it waits for entries, so it must exceed the number of
+	// subscriptions (bus concurrency counts each). Default: go-redis's, 10
+	// per CPU.
+	PoolSize int `yaml:"pool_size"`
+
+	// MinIdleConns is how many idle connections are kept open. Default: 0.
+	MinIdleConns int `yaml:"min_idle_conns"`
+
+	// DialTimeout bounds connecting. Default: 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+
+	// ReadTimeout and WriteTimeout bound each command. Default: 3s each.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+
+	// KeyPrefix is prepended to every topic to form its stream key.
+	// Default: "busline:".
+	KeyPrefix string `yaml:"key_prefix"`
+
+	// Consumer is the base of this process's consumer names; subscriptions
+	// are "<consumer>-0", "<consumer>-1", ... Give each process a name that
+	// survives its restarts (a StatefulSet pod name) to have it take back its
+	// pending entries at once when it restarts. Two live processes must never
+	// share one. Default: "<service>-<hostname>-<pid>", unique per process:
+	// a restarted process's old entries are claimed after ClaimIdle.
+	Consumer string `yaml:"consumer"`
+
+	// BatchSize is XREADGROUP's COUNT: how many entries a subscription reads
+	// at once. Default: 100.
+	BatchSize int `yaml:"batch_size"`
+
+	// Block is how long XREADGROUP waits for new entries, and so the most a
+	// closing subscription waits for its read. Default: 500ms.
+	Block time.Duration `yaml:"block"`
+
+	// AckInterval is the longest an acked entry waits for its batched XACK.
+	// Default: 50ms.
+	AckInterval time.Duration `yaml:"ack_interval"`
+
+	// ClaimIdle is how long an entry must stay pending with a consumer that
+	// stopped before a live consumer claims it. A consumer that stalls
+	// longer (paused process, network partition) has its entries handled
+	// twice. Default: 30s.
+	ClaimIdle time.Duration `yaml:"claim_idle"`
+
+	// ClaimInterval is how often each subscription looks for entries to
+	// claim. Default: 5s.
+	ClaimInterval time.Duration `yaml:"claim_interval"`
+
+	// NackDelay is the wait before a nacked entry is delivered again; it
+	// doubles per consecutive nack of the entry up to NackDelayMax.
+	// Defaults: 100ms and 5s.
+	NackDelay    time.Duration `yaml:"nack_delay"`
+	NackDelayMax time.Duration `yaml:"nack_delay_max"`
+
+	// MaxLen trims each stream to about this many entries on every XADD
+	// (MAXLEN ~). Trimming ignores consumer groups: see the package
+	// documentation before setting it. Default: 0, no trimming.
+	MaxLen int64 `yaml:"max_len"`
+
+	// MinIDAge trims entries older than this on every XADD (MINID ~), with
+	// the same caveat as MaxLen. Default: 0, no trimming.
+	MinIDAge time.Duration `yaml:"min_id_age"`
+
+	// ExactTrim trims exactly (= instead of ~), which costs more. Default:
+	// false.
+	ExactTrim bool `yaml:"exact_trim"`
+
+	// LossReportWindow is how long Health reports a lost consumer group
+	// after it was recreated. Default: 1m.
+	LossReportWindow time.Duration `yaml:"loss_report_window"`
+
+	// Service names consumers (see Consumer). Set by transports.Open from
+	// the bus's service. Default: "busline".
+	Service string `yaml:"-"`
+
+	// Logger receives the transport's logs. Default: slog.Default().
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// TLSConfig configures TLS to Redis.
+type TLSConfig struct {
+	// Enabled turns TLS on. Default: false, or true for rediss:// URLs.
+	Enabled bool `yaml:"enabled"`
+
+	// CAFile is a PEM bundle of the CAs that sign the server's certificate.
+	// Default: the system roots.
+	CAFile string `yaml:"ca_file"`
+
+	// CertFile and KeyFile are the PEM client certificate and key, for
+	// servers that require client certificates (tls-auth-clients). Both or
+	// neither. Default: none.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+
+	// ServerName overrides the name checked in the server's certificate.
+	// Default: the host of Addr or URL.
+	ServerName string `yaml:"server_name"`
+
+	// InsecureSkipVerify skips verifying the server's certificate. For
+	// tests only. Default: false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// DefaultAddr is the address used when Config names none.
+const DefaultAddr = "127.0.0.1:6379"
+
+// DefaultKeyPrefix is the default Config.KeyPrefix.
+const DefaultKeyPrefix = "busline:"
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" && c.URL == "" && len(c.ClusterAddrs) == 0 {
+		c.Addr = DefaultAddr
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = DefaultKeyPrefix
+	}
+	if c.Service == "" {
+		c.Service = "busline"
+	}
+	if c.Consumer == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "host"
+		}
+		c.Consumer = fmt.Sprintf("%s-%s-%d", c.Service, host, os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	setDuration(&c.DialTimeout, 5*time.Second)
+	setDuration(&c.ReadTimeout, 3*time.Second)
+	setDuration(&c.WriteTimeout, 3*time.Second)
+	setDuration(&c.Block, 500*time.Millisecond)
+	setDuration(&c.AckInterval, 50*time.Millisecond)
+	setDuration(&c.ClaimIdle, 30*time.Second)
+	setDuration(&c.ClaimInterval, 5*time.Second)
+	setDuration(&c.NackDelay, 100*time.Millisecond)
+	setDuration(&c.NackDelayMax, 5*time.Second)
+	setDuration(&c.LossReportWindow, time.Minute)
+	if c.BatchSize == 0 {
+		c.BatchSize = 100
+	}
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+// Validate returns every problem of c at once. Call it after the defaults
+// are set (New does both).
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.URL != "" {
+		if _, err := goredis.ParseURL(c.URL); err != nil {
+			bad("url %q: %s (want redis://[user:password@]host:port/db or rediss://...)", redactURL(c.URL), redactText(err.Error(), c.Password, c.URL))
+		}
+	}
+	if c.URL != "" && (c.Password != "" || c.Username != "" || c.DB != 0) {
+		bad("url and username/password/db are both set: put the credentials and db in the url, or drop the url")
+	}
+	if c.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			bad("addr %q is not host:port (e.g. 127.0.0.1:6379)", c.Addr)
+		}
+	}
+	for _, a := range c.ClusterAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("cluster_addrs: %q is not host:port", a)
+		}
+	}
+	if len(c.ClusterAddrs) > 0 && c.DB != 0 {
+		bad("db %d with cluster_addrs: Redis Cluster has only db 0", c.DB)
+	}
+	if c.DB < 0 {
+		bad("db %d is negative", c.DB)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls: cert_file and key_file go together: set both or neither")
+	}
+	if strings.ContainsAny(c.KeyPrefix, " \t\r\n") {
+		bad("key_prefix %q contains white space", c.KeyPrefix)
+	}
+	if strings.ContainsAny(c.Consumer, " \t\r\n") {
+		bad("consumer %q contains white space", c.Consumer)
+	}
+	if c.BatchSize < 1 || c.BatchSize > 10000 {
+		bad("batch_size %d is out of range 1..10000", c.BatchSize)
+	}
+	if c.PoolSize < 0 || c.MinIdleConns < 0 {
+		bad("pool_size %d and min_idle_conns %d must not be negative", c.PoolSize, c.MinIdleConns)
+	}
+	for name, d := range map[string]time.Duration{
+		"dial_timeout": c.DialTimeout, "read_timeout": c.ReadTimeout, "write_timeout": c.WriteTimeout,
+		"block": c.Block, "ack_interval": c.AckInterval, "claim_idle": c.ClaimIdle,
+		"claim_interval": c.ClaimInterval, "nack_delay": c.NackDelay, "nack_delay_max": c.NackDelayMax,
+		"loss_report_window": c.LossReportWindow, "min_id_age": c.MinIDAge,
+	} {
+		if d < 0 {
+			bad("%s %v is negative", name, d)
+		}
+	}
+	if c.Block > 0 && c.Block < time.Millisecond {
+		bad("block %v is below 1ms", c.Block)
+	}
+	if c.ClaimIdle > 0 && c.ClaimIdle < 100*time.Millisecond {
+		bad("claim_idle %v is below 100ms: live consumers would steal each other's entries", c.ClaimIdle)
+	}
+	if c.NackDelayMax < c.NackDelay {
+		bad("nack_delay_max %v is below nack_delay %v", c.NackDelayMax, c.NackDelay)
+	}
+	if c.MaxLen < 0 {
+		bad("max_len %d is negative (0 means no trimming)", c.MaxLen)
+	}
+	if c.MaxLen > 0 && c.MinIDAge > 0 {
+		bad("max_len and min_id_age are both set: Redis trims by one of them; pick one")
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue logs the configuration with its password and URL credentials
+// redacted.
+func (c Config) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("addr", c.Addr),
+		slog.String("key_prefix", c.KeyPrefix),
+		slog.String("consumer", c.Consumer),
+		slog.Bool("tls", c.TLS.Enabled || strings.HasPrefix(c.URL, "rediss:")),
+	}
+	if c.URL != "" {
+		attrs = append(attrs, slog.String("url", redactURL(c.URL)))
+	}
+	if len(c.ClusterAddrs) > 0 {
+		attrs = append(attrs, slog.Any("cluster_addrs", c.ClusterAddrs))
+	}
+	if c.Username != "" {
+		attrs = append(attrs, slog.String("username", c.Username))
+	}
+	if c.Password != "" {
+		attrs = append(attrs, slog.String("password", "xxxxx"))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// target names the server for messages, without credentials.
+func (c *Config) target() string {
+	switch {
+	case len(c.ClusterAddrs) > 0:
+		return "cluster " + strings.Join(c.ClusterAddrs, ",")
+	case c.URL != "":
+		return redactURL(c.URL)
+	default:
+		return c.Addr
+	}
+}
+
+// client builds the go-redis client c describes.
+func (c *Config) client() (goredis.UniversalClient, error) {
+	tlsCfg, err := c.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if len(c.ClusterAddrs) > 0 {
+		return goredis.NewClusterClient(&goredis.ClusterOptions{
+			Addrs:        c.ClusterAddrs,
+			Username:     c.Username,
+			Password:     c.Password,
+			TLSConfig:    tlsCfg,
+			PoolSize:     c.PoolSize,
+			MinIdleConns: c.MinIdleConns,
+			DialTimeout:  c.DialTimeout,
+			ReadTimeout:  c.ReadTimeout,
+			WriteTimeout: c.WriteTimeout,
+		}), nil
+	}
+	opts := &goredis.Options{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB}
+	if c.URL != "" {
+		if opts, err = goredis.ParseURL(c.URL); err != nil {
+			return nil, fmt.Errorf("url %s: %s", redactURL(c.URL), redactText(err.Error(), c.Password, c.URL))
+		}
+	}
+	if tlsCfg != nil {
+		if opts.TLSConfig != nil && tlsCfg.ServerName == "" {
+			tlsCfg.ServerName = opts.TLSConfig.ServerName
+		}
+		opts.TLSConfig = tlsCfg
+	}
+	opts.PoolSize = c.PoolSize
+	opts.MinIdleConns = c.MinIdleConns
+	opts.DialTimeout = c.DialTimeout
+	opts.ReadTimeout = c.ReadTimeout
+	opts.WriteTimeout = c.WriteTimeout
+	opts.ClientName = c.Consumer
+	return goredis.NewClient(opts), nil
+}
+
+// tlsConfig returns nil when TLS is off.
+func (c *Config) tlsConfig() (*tls.Config, error) {
+	t := c.TLS
+	if !t.Enabled && t.CAFile == "" && t.CertFile == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // documented as for tests only
+	}
+	if cfg.ServerName == "" && c.Addr != "" && c.URL == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(c.Addr)
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s holds no PEM certificate", t.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// redactURL returns raw with its password replaced by "xxxxx".
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			if j := strings.Index(raw, "://"); j >= 0 && j < i {
+				return raw[:j+3] + "xxxxx" + raw[i:]
+			}
+			return "xxxxx" + raw[i:]
+		}
+		return raw
+	}
+	return u.Redacted()
+}
+
+// redactText removes every secret from s.
+func redactText(s string, secrets ...string) string {
+	for _, sec := range secrets {
+		if sec == "" {
+			continue
+		}
+		if u, err := url.Parse(sec); err == nil && u.User != nil {
+			if p, ok := u.User.Password(); ok && p != "" {
+				s = strings.ReplaceAll(s, p, "xxxxx")
+			}
+			continue
+		}
+		s = strings.ReplaceAll(s, sec, "xxxxx")
+	}
+	return s
+}

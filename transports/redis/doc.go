@@ -1,0 +1,87 @@
+// Package redis is busline's Redis Streams transport, registered as kind
+// "redis". It speaks to Redis 6.2 or later (7 recommended) through go-redis v9
+// and yields plain Watermill publishers and subscribers.
+//
+// busline ships its own Watermill Publisher and Subscriber for Redis Streams
+// instead of wrapping watermill-redisstream, because that adapter stands
+// between busline and its guarantees: it reads one entry per XREADGROUP and
+// acks one by one, a malformed entry closes its subscription, a consumer group
+// lost to a Redis restart is never recreated (publishes keep succeeding while
+// consumers fail: silent loss), and Nack re-sends in a tight loop.
+//
+// # Layout
+//
+// Every topic is a stream under the key prefix (default "busline:"), so topic
+// "orders.placed" is stream "busline:orders.placed". Every busline group is a
+// Redis consumer group on that stream. A group is created with
+// XGROUP CREATE <stream> <group> 0 MKSTREAM, so a new group reads the stream
+// from its start. Each subscription is one Redis consumer named
+// "<consumer>-<n>", where consumer is Config.Consumer (default
+// "<service>-<hostname>-<pid>") and n the lowest index not in use for that
+// stream and group in the process, so a subscription opened after another was
+// closed takes over its name and its pending entries at once.
+//
+// An entry holds one field per metadata key (the CloudEvents attributes
+// ce_id, ce_type, ... and any other), the payload in field "payload", and the
+// Watermill UUID in "busline_uuid" when it differs from ce_id. A client in any
+// language can publish with a plain XADD:
+//
+//	XADD busline:orders.placed * ce_id 42 ce_type orders.placed ce_source py ce_specversion 1.0 content-type application/json payload '{"id":42}'
+//
+// # Delivery semantics
+//
+// At least once. Publish returns once Redis replied to XADD (with
+// appendfsync always, once the entry is on disk). A subscription reads up to
+// BatchSize entries per XREADGROUP, hands them to the handler one at a time,
+// and acknowledges acked entries in batches with one XACK every AckInterval
+// or at the end of a batch, whichever comes first; acks are flushed when the
+// subscription closes. A crash loses no message, but entries acked and not yet
+// flushed are delivered again.
+//
+// A nacked entry stays pending and is delivered again after NackDelay,
+// doubling per consecutive nack up to NackDelayMax, so a message that always
+// fails is redelivered at a bounded rate; meanwhile the subscription goes on
+// with later entries.
+//
+// Entries left pending by a consumer that died are claimed with XAUTOCLAIM by
+// a live consumer of the group once they have been idle ClaimIdle (default
+// 30s), checked every ClaimInterval (default 5s). A live consumer keeps the
+// entries it holds from being claimed by refreshing their idle time every
+// ClaimIdle/4, so a long handler is not duplicated; a consumer that stalls
+// (stopped process, long GC pause) for more than ClaimIdle has its entries
+// handled twice.
+//
+// An entry the transport cannot read (no "payload" field, a metadata encoding
+// it does not know such as watermill-redisstream's msgpack "metadata" field)
+// is written to the group's poison lane, "<topic>.<group>.poison", with
+// reason "malformed", and acknowledged; the subscription goes on.
+//
+// If the consumer group disappears (Redis restarted without persistence, the
+// stream deleted, FLUSHALL), the subscription detects NOGROUP, logs an error,
+// recreates the group and every group provisioned on that stream through
+// this transport, reading from the stream's start, and Health reports the loss
+// for LossReportWindow. Messages published after the loss are delivered;
+// those in the lost data are gone.
+//
+// # Ordering
+//
+// A single consumer of a group receives entries in stream order, which is
+// publish order. Redelivery after a nack, claims of a dead consumer's
+// entries, several consumers in a group and bus concurrency above 1 each
+// reorder messages.
+//
+// # Trimming
+//
+// By default streams are never trimmed, so no entry a group has not
+// acknowledged is ever deleted, and streams grow until trimmed by hand.
+// MaxLen (XADD MAXLEN ~) or MinIDAge (XADD MINID ~) bound them, but Redis 7
+// trims regardless of consumer groups: an entry trimmed before a slow group
+// read it is lost to that group (logged as a warning when the group finds a
+// pending entry already deleted). Size MaxLen above the largest backlog you
+// accept: peak publish rate × longest consumer outage.
+//
+// # Redis Cluster
+//
+// Set ClusterAddrs. Every command busline sends touches a single stream, so
+// streams, lanes included, may hash to any slot; no hash tags are needed.
+package redis

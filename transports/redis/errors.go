@@ -1,0 +1,63 @@
+package redis
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrClosed is returned when publishing or subscribing through a closed
+// transport, publisher or subscriber.
+var ErrClosed = errors.New("redis transport: closed")
+
+// GroupLostError is what Health reports after a consumer group vanished
+// (Redis restarted without persistence, stream deleted, FLUSHALL) and was
+// recreated. Entries that were in the lost data are gone for the group.
+type GroupLostError struct {
+	Stream string    // the stream key
+	Group  string    // the consumer group
+	At     time.Time // when the loss was detected
+	Err    error     // the error that revealed it (NOGROUP)
+}
+
+func (e *GroupLostError) Error() string {
+	return fmt.Sprintf("redis transport: consumer group %s on stream %s was lost at %s and recreated (%v): entries published before the loss and not yet handled are gone; enable persistence (appendonly yes) to prevent this",
+		e.Group, e.Stream, e.At.Format(time.RFC3339), e.Err)
+}
+
+func (e *GroupLostError) Unwrap() error { return e.Err }
+
+// MalformedEntryError says why an entry could not be read as a message. It
+// is the error recorded with the entry on the poison lane.
+type MalformedEntryError struct {
+	ID     string // the stream entry id
+	Reason string
+}
+
+func (e *MalformedEntryError) Error() string {
+	return fmt.Sprintf("redis transport: malformed stream entry %s: %s", e.ID, e.Reason)
+}
+
+// secretError hides the password in an error's text while keeping errors.Is
+// and errors.As working on the original.
+type secretError struct {
+	msg string
+	err error
+}
+
+func (e *secretError) Error() string { return e.msg }
+func (e *secretError) Unwrap() error { return e.err }
+
+// redact returns err with every credential of the configuration removed from
+// its text.
+func (t *Transport) redact(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	clean := redactText(msg, t.secrets...)
+	if clean == msg {
+		return err
+	}
+	return &secretError{msg: clean, err: err}
+}

@@ -1,0 +1,473 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/middleware"
+)
+
+// flushTimeout bounds the final XACK of a closing subscription.
+const flushTimeout = 5 * time.Second
+
+// pump is one Redis consumer of one stream for one group. Its fetch loop
+// reads batches of entries into a queue; every Subscribe call on the same
+// subscriber and topic adds a worker that hands entries from the queue to
+// its own channel, one at a time, so a batch is handled with the
+// subscription's concurrency.
+type pump struct {
+	t        *Transport
+	cfg      *Config
+	ctx      context.Context // cancelled when the last worker leaves or on close
+	cancel   context.CancelFunc
+	topic    string
+	stream   string
+	group    string
+	consumer string
+	done     chan struct{} // closed when the fetch loop has flushed and stopped
+
+	kick chan struct{} // wakes the fetch loop: queue drained or acks to flush
+
+	mu       sync.Mutex
+	queue    []goredis.XMessage // read, waiting for a worker
+	wake     chan struct{}      // closed and replaced when queue grows
+	acks     []string           // acked, not yet XACKed
+	firstAck time.Time
+	retries  []retry        // nacked entries by due time
+	nacks    map[string]int // consecutive nacks per entry id
+	held     map[string]struct{}
+	workers  int
+
+	// fetch loop only
+	recovering bool
+	pelStart   string
+	nextClaim  time.Time
+	claimStart string
+}
+
+type retry struct {
+	entry goredis.XMessage
+	due   time.Time
+}
+
+func newPump(t *Transport, topic, group, consumer string) *pump {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &pump{
+		t: t, cfg: &t.cfg, ctx: ctx, cancel: cancel,
+		topic: topic, stream: t.Stream(topic), group: group, consumer: consumer,
+		done: make(chan struct{}), kick: make(chan struct{}, 1), wake: make(chan struct{}),
+		nacks: map[string]int{}, held: map[string]struct{}{},
+		recovering: true, pelStart: "0", claimStart: "0-0",
+	}
+}
+
+func (p *pump) signal() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run is the fetch loop.
+func (p *pump) run() {
+	defer close(p.done)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.heartbeat()
+	}()
+	defer wg.Wait()
+	defer p.finalFlush()
+
+	backoff := 100 * time.Millisecond
+	for p.ctx.Err() == nil {
+		p.maybeFlush()
+		p.promoteRetries()
+		if wait, busy := p.busy(); busy {
+			timer := time.NewTimer(wait)
+			select {
+			case <-p.kick:
+			case <-timer.C:
+			case <-p.ctx.Done():
+			}
+			timer.Stop()
+			continue
+		}
+		batch, err := p.fetch()
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			if isNoGroup(err) {
+				p.reset()
+				p.t.groupLost(p.ctx, p.stream, p.group, err)
+				continue
+			}
+			p.cfg.Logger.Warn("redis transport: read failed; retrying", "stream", p.stream, "group", p.group, "consumer", p.consumer, "err", p.t.redact(err), "retry_in", backoff)
+			if !p.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		p.push(batch)
+	}
+}
+
+// busy reports whether the queue still holds entries, and how long the loop
+// may wait before flushing acks or redelivering.
+func (p *pump) busy() (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waitLocked(), len(p.queue) > 0
+}
+
+func (p *pump) waitLocked() time.Duration {
+	wait := p.cfg.Block
+	if len(p.retries) > 0 {
+		wait = min(wait, time.Until(p.retries[0].due))
+	}
+	if len(p.acks) > 0 {
+		wait = min(wait, p.cfg.AckInterval-time.Since(p.firstAck))
+	}
+	return max(wait, time.Millisecond)
+}
+
+// fetch returns the next entries: this consumer's own pending ones first,
+// then entries claimed from stopped consumers, then new ones.
+func (p *pump) fetch() ([]goredis.XMessage, error) {
+	if p.recovering {
+		res, err := p.t.client.XReadGroup(p.ctx, &goredis.XReadGroupArgs{
+			Group: p.group, Consumer: p.consumer, Streams: []string{p.stream, p.pelStart},
+			Count: int64(p.cfg.BatchSize), Block: -1,
+		}).Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return nil, err
+		}
+		var msgs []goredis.XMessage
+		if len(res) > 0 {
+			msgs = res[0].Messages
+		}
+		if len(msgs) == 0 {
+			p.recovering = false
+			return nil, nil
+		}
+		p.pelStart = msgs[len(msgs)-1].ID
+		return msgs, nil
+	}
+	if now := time.Now(); !now.Before(p.nextClaim) {
+		p.nextClaim = now.Add(p.cfg.ClaimInterval)
+		msgs, next, err := p.t.client.XAutoClaim(p.ctx, &goredis.XAutoClaimArgs{
+			Stream: p.stream, Group: p.group, Consumer: p.consumer,
+			MinIdle: p.cfg.ClaimIdle, Start: p.claimStart, Count: int64(p.cfg.BatchSize),
+		}).Result()
+		if err != nil {
+			return nil, err
+		}
+		p.claimStart = next
+		if next != "0-0" {
+			p.nextClaim = now // more to claim: look again next round
+		}
+		if len(msgs) > 0 {
+			p.cfg.Logger.Info("redis transport: claimed pending entries of a stopped consumer", "stream", p.stream, "group", p.group, "consumer", p.consumer, "count", len(msgs))
+			return msgs, nil
+		}
+	}
+	p.mu.Lock()
+	block := p.waitLocked()
+	p.mu.Unlock()
+	res, err := p.t.client.XReadGroup(p.ctx, &goredis.XReadGroupArgs{
+		Group: p.group, Consumer: p.consumer, Streams: []string{p.stream, ">"},
+		Count: int64(p.cfg.BatchSize), Block: block,
+	}).Result()
+	if errors.Is(err, goredis.Nil) || (err == nil && len(res) == 0) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res[0].Messages, nil
+}
+
+func (p *pump) push(batch []goredis.XMessage) {
+	if len(batch) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range batch {
+		p.held[m.ID] = struct{}{}
+	}
+	p.queue = append(p.queue, batch...)
+	close(p.wake)
+	p.wake = make(chan struct{})
+}
+
+// promoteRetries moves nacked entries that are due to the head of the queue.
+func (p *pump) promoteRetries() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	n := 0
+	for n < len(p.retries) && !p.retries[n].due.After(now) {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	due := make([]goredis.XMessage, n)
+	for i := range n {
+		due[i] = p.retries[i].entry
+	}
+	p.retries = p.retries[n:]
+	p.queue = append(due, p.queue...)
+	close(p.wake)
+	p.wake = make(chan struct{})
+}
+
+// next waits for an entry until ctx is done; ok is false then.
+func (p *pump) next(ctx context.Context) (e goredis.XMessage, ok bool) {
+	for {
+		p.mu.Lock()
+		if len(p.queue) > 0 {
+			e = p.queue[0]
+			p.queue[0] = goredis.XMessage{}
+			p.queue = p.queue[1:]
+			empty := len(p.queue) == 0
+			p.mu.Unlock()
+			if empty {
+				p.signal()
+			}
+			return e, true
+		}
+		wake := p.wake
+		p.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return e, false
+		}
+	}
+}
+
+// requeue puts back an entry a worker took but could not deliver.
+func (p *pump) requeue(e goredis.XMessage) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.queue = append([]goredis.XMessage{e}, p.queue...)
+	close(p.wake)
+	p.wake = make(chan struct{})
+}
+
+// work hands entries to out until ctx is done.
+func (p *pump) work(ctx context.Context, out chan<- *message.Message) {
+	for {
+		e, ok := p.next(ctx)
+		if !ok {
+			return
+		}
+		if !p.deliver(ctx, e, out) {
+			p.requeue(e)
+			return
+		}
+	}
+}
+
+// deliver hands e to the consumer and waits for the outcome. It returns
+// false when ctx ended first; e was then neither acked nor nacked.
+func (p *pump) deliver(ctx context.Context, e goredis.XMessage, out chan<- *message.Message) bool {
+	if e.Values == nil {
+		// XREADGROUP returns entries deleted while pending without fields.
+		p.cfg.Logger.Warn("redis transport: pending entry was trimmed or deleted before it was handled; it is lost for the group (raise max_len or min_id_age)", "stream", p.stream, "group", p.group, "id", e.ID)
+		p.ack(e.ID)
+		return true
+	}
+	msg, err := decode(e)
+	if err != nil {
+		p.poison(e, err)
+		return true
+	}
+	msgCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msg.SetContext(msgCtx)
+	select {
+	case out <- msg:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-msg.Acked():
+		p.ack(e.ID)
+	case <-msg.Nacked():
+		p.nack(e)
+	case <-ctx.Done():
+		select {
+		case <-msg.Acked():
+			p.ack(e.ID)
+		default:
+			// Left pending: the next subscription under this consumer
+			// name, or a claim, delivers it again.
+		}
+	}
+	return true
+}
+
+// poison moves an unreadable entry to the group's poison lane and acks it;
+// if the lane write fails the entry is retried like a nacked one.
+func (p *pump) poison(e goredis.XMessage, cause error) {
+	lane := p.t.Stream(middleware.PoisonTopic(p.topic, p.group))
+	vals := poisonValues(e, p.topic, p.group, cause, time.Now().UTC())
+	if err := p.t.client.XAdd(p.ctx, p.t.xaddArgs(lane, vals)).Err(); err != nil {
+		p.cfg.Logger.Error("redis transport: cannot move malformed entry to the poison lane; will retry", "stream", p.stream, "group", p.group, "id", e.ID, "lane", lane, "err", p.t.redact(err))
+		p.nack(e)
+		return
+	}
+	p.cfg.Logger.Warn("redis transport: malformed entry moved to the poison lane", "stream", p.stream, "group", p.group, "id", e.ID, "lane", lane, "reason", cause)
+	p.ack(e.ID)
+}
+
+func (p *pump) ack(id string) {
+	p.mu.Lock()
+	delete(p.nacks, id)
+	if len(p.acks) == 0 {
+		p.firstAck = time.Now()
+	}
+	p.acks = append(p.acks, id)
+	full := len(p.acks) >= p.cfg.BatchSize
+	p.mu.Unlock()
+	if full {
+		p.signal()
+	}
+}
+
+// nack schedules e for redelivery after NackDelay, doubled per consecutive
+// nack of e up to NackDelayMax.
+func (p *pump) nack(e goredis.XMessage) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.nacks[e.ID]
+	p.nacks[e.ID] = n + 1
+	d := p.cfg.NackDelay
+	for range min(n, 30) {
+		d *= 2
+		if d >= p.cfg.NackDelayMax {
+			break
+		}
+	}
+	d = min(d, p.cfg.NackDelayMax)
+	rt := retry{entry: e, due: time.Now().Add(d)}
+	i, _ := slices.BinarySearchFunc(p.retries, rt.due, func(x retry, due time.Time) int { return x.due.Compare(due) })
+	p.retries = slices.Insert(p.retries, i, rt)
+	p.signal()
+}
+
+func (p *pump) maybeFlush() {
+	p.mu.Lock()
+	due := len(p.acks) > 0 && (time.Since(p.firstAck) >= p.cfg.AckInterval || len(p.acks) >= p.cfg.BatchSize)
+	p.mu.Unlock()
+	if due {
+		p.flush(p.ctx)
+	}
+}
+
+// flush acknowledges the acked entries with one XACK. On a connection error
+// they are kept for the next flush.
+func (p *pump) flush(ctx context.Context) {
+	p.mu.Lock()
+	ids := p.acks
+	p.acks = nil
+	p.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	err := p.t.client.XAck(ctx, p.stream, p.group, ids...).Err()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil && !isNoGroup(err) {
+		if ctx.Err() == nil {
+			p.cfg.Logger.Warn("redis transport: XACK failed; will retry", "stream", p.stream, "group", p.group, "count", len(ids), "err", p.t.redact(err))
+		}
+		if len(p.acks) == 0 {
+			p.firstAck = time.Now()
+		}
+		p.acks = append(ids, p.acks...)
+		return
+	}
+	for _, id := range ids {
+		delete(p.held, id)
+	}
+}
+
+func (p *pump) finalFlush() {
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	p.flush(ctx)
+	p.mu.Lock()
+	left := len(p.acks)
+	p.mu.Unlock()
+	if left > 0 {
+		p.cfg.Logger.Warn("redis transport: could not acknowledge handled entries before closing; they will be delivered again", "stream", p.stream, "group", p.group, "count", left)
+	}
+}
+
+// reset forgets everything read before the group was lost.
+func (p *pump) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.acks = nil
+	p.retries = nil
+	p.queue = nil
+	clear(p.nacks)
+	clear(p.held)
+	p.recovering = false
+	p.claimStart = "0-0"
+}
+
+// heartbeat refreshes the idle time of the entries this consumer holds every
+// ClaimIdle/4, so that live consumers do not claim them.
+func (p *pump) heartbeat() {
+	every := p.cfg.ClaimIdle / 4
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		p.mu.Lock()
+		ids := make([]string, 0, len(p.held))
+		for id := range p.held {
+			ids = append(ids, id)
+		}
+		p.mu.Unlock()
+		for chunk := range slices.Chunk(ids, 1000) {
+			err := p.t.client.XClaimJustID(p.ctx, &goredis.XClaimArgs{
+				Stream: p.stream, Group: p.group, Consumer: p.consumer, MinIdle: every, Messages: chunk,
+			}).Err()
+			if err != nil && p.ctx.Err() == nil {
+				p.cfg.Logger.Warn("redis transport: refreshing held entries failed", "stream", p.stream, "group", p.group, "err", p.t.redact(err))
+			}
+		}
+	}
+}
+
+// sleep waits d or until the pump stops; false then.
+func (p *pump) sleep(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}

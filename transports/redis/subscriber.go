@@ -1,0 +1,115 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+type subscriber struct {
+	t     *Transport
+	group string
+
+	mu     sync.Mutex // guards done, pumps and wg.Add
+	closed chan struct{}
+	done   bool
+	pumps  map[string]*pump // by topic
+	wg     sync.WaitGroup
+}
+
+var _ message.SubscribeInitializer = (*subscriber)(nil)
+
+// SubscribeInitialize creates the group on topic's stream, reading from its
+// start.
+func (s *subscriber) SubscribeInitialize(topic string) error {
+	if topic == "" {
+		return errors.New("redis transport: subscribe to an empty topic")
+	}
+	return s.t.createGroup(context.Background(), s.t.Stream(topic), s.group)
+}
+
+// Subscribe consumes topic as the group (creating the group if needed). The
+// first Subscribe of a topic on this subscriber starts one Redis consumer;
+// each further one adds a worker to it, so that Subscribe called N times (the
+// bus's concurrency) handles N entries of each batch at once. The returned
+// channel hands over one message at a time and waits for its Ack or Nack
+// before the next. It is closed when ctx is done or the subscriber or
+// transport closes; acked entries are acknowledged to Redis by then.
+func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if topic == "" {
+		return nil, errors.New("redis transport: subscribe to an empty topic")
+	}
+	if err := s.t.createGroup(ctx, s.t.Stream(topic), s.group); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done || s.t.isClosed() {
+		return nil, ErrClosed
+	}
+	p := s.pumps[topic]
+	if p == nil {
+		p = newPump(s.t, topic, s.group, s.t.acquireConsumer(s.t.Stream(topic), s.group))
+		if s.pumps == nil {
+			s.pumps = map[string]*pump{}
+		}
+		s.pumps[topic] = p
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.t.releaseConsumer(p.stream, p.group, p.consumer)
+			go func() {
+				select {
+				case <-s.closed:
+				case <-s.t.closed:
+				case <-p.ctx.Done():
+				}
+				p.cancel()
+			}()
+			p.run()
+		}()
+	}
+	p.workers++
+	out := make(chan *message.Message)
+	wctx, cancel := context.WithCancel(ctx)
+	stopAfter := context.AfterFunc(p.ctx, cancel)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		defer cancel()
+		defer stopAfter()
+		p.work(wctx, out)
+		s.mu.Lock()
+		p.workers--
+		last := p.workers == 0
+		if last && s.pumps[topic] == p {
+			delete(s.pumps, topic)
+		}
+		s.mu.Unlock()
+		if last {
+			p.cancel()
+			<-p.done
+		}
+	}()
+	return out, nil
+}
+
+// Close ends every subscription of this subscriber, flushes their acks and
+// waits for them. Entries handed out and not acked stay pending for the
+// group: a later subscription of the group in this process takes them over
+// at once under the same consumer name, another process claims them after
+// ClaimIdle.
+func (s *subscriber) Close() error {
+	s.mu.Lock()
+	if !s.done {
+		s.done = true
+		close(s.closed)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.t.forget(s)
+	return nil
+}

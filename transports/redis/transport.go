@@ -1,0 +1,276 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/transports"
+)
+
+// Kind is the name the Redis transport registers under.
+const Kind = "redis"
+
+func init() {
+	transports.Register(Kind, func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
+		var cfg Config
+		if p.Decode != nil {
+			if err := p.Decode(&cfg); err != nil {
+				return nil, err
+			}
+		}
+		cfg.Service = p.Service
+		cfg.Logger = p.Logger
+		return New(ctx, cfg)
+	})
+}
+
+// Transport is a Redis Streams connection. Create it with New. It is safe for
+// concurrent use.
+type Transport struct {
+	cfg     Config
+	client  goredis.UniversalClient
+	secrets []string
+
+	closed chan struct{}
+	once   sync.Once
+
+	mu          sync.Mutex
+	provisioned map[string]map[string]bool
+	subscribers map[*subscriber]struct{}
+	lost        *GroupLostError
+}
+
+var (
+	_ transports.Transport        = (*Transport)(nil)
+	_ transports.GroupProvisioner = (*Transport)(nil)
+)
+
+// New connects to Redis as cfg says and checks the connection with PING. It
+// returns every configuration problem at once, and an error that says how to
+// start Redis when it cannot reach it.
+func New(ctx context.Context, cfg Config) (*Transport, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("redis transport: invalid config: %w", err)
+	}
+	client, err := cfg.client()
+	if err != nil {
+		return nil, fmt.Errorf("redis transport: %w", err)
+	}
+	t := &Transport{
+		cfg:         cfg,
+		client:      client,
+		secrets:     []string{cfg.Password, cfg.URL},
+		closed:      make(chan struct{}),
+		provisioned: map[string]map[string]bool{},
+		subscribers: map[*subscriber]struct{}{},
+	}
+	if err := client.Ping(ctx).Err(); err != nil {
+		_ = client.Close()
+		return nil, t.redact(fmt.Errorf("redis transport: cannot reach Redis at %s: %w (is redis-server running? start one with `make brokers` (scripts/brokers.sh), or set transport.redis.addr / BUSLINE_REDIS_ADDR)", cfg.target(), err))
+	}
+	return t, nil
+}
+
+// NewWithClient returns a transport over an existing go-redis client, for
+// Sentinel setups or options Config does not offer. Close closes the
+// client. Config's connection fields are ignored.
+func NewWithClient(client goredis.UniversalClient, cfg Config) (*Transport, error) {
+	if client == nil {
+		return nil, errors.New("redis transport: nil client (build one with goredis.NewClient or NewUniversalClient)")
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("redis transport: invalid config: %w", err)
+	}
+	return &Transport{
+		cfg:         cfg,
+		client:      client,
+		secrets:     []string{cfg.Password, cfg.URL},
+		closed:      make(chan struct{}),
+		provisioned: map[string]map[string]bool{},
+		subscribers: map[*subscriber]struct{}{},
+	}, nil
+}
+
+// Client returns the go-redis client the transport uses.
+func (t *Transport) Client() goredis.UniversalClient { return t.client }
+
+// Stream returns the stream key of topic: the key prefix and the topic.
+func (t *Transport) Stream(topic string) string { return t.cfg.KeyPrefix + topic }
+
+// Publisher returns a publisher whose Publish returns once Redis stored every
+// message (one pipelined XADD per call).
+func (t *Transport) Publisher() (message.Publisher, error) {
+	if t.isClosed() {
+		return nil, ErrClosed
+	}
+	return &publisher{t: t, closed: make(chan struct{})}, nil
+}
+
+// Subscriber returns a new subscriber consuming as the Redis consumer group
+// named group.
+func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
+	if t.isClosed() {
+		return nil, ErrClosed
+	}
+	if group == "" || strings.ContainsAny(group, " \t\r\n") {
+		return nil, fmt.Errorf("redis transport: consumer group name %q must be non-empty without white space", group)
+	}
+	s := &subscriber{t: t, group: group, closed: make(chan struct{})}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.isClosed() {
+		return nil, ErrClosed
+	}
+	t.subscribers[s] = struct{}{}
+	return s, nil
+}
+
+// Features reports persistent, per-key ordered delivery (see the package
+// documentation for what reorders).
+func (t *Transport) Features() transports.Features {
+	return transports.Features{Persistent: true, OrderedPerKey: true}
+}
+
+// Health returns nil when Redis answers PING and no consumer group was lost
+// in the last Config.LossReportWindow; a *GroupLostError when one was.
+func (t *Transport) Health(ctx context.Context) error {
+	if t.isClosed() {
+		return ErrClosed
+	}
+	if err := t.client.Ping(ctx).Err(); err != nil {
+		return t.redact(fmt.Errorf("redis transport: PING %s: %w", t.cfg.target(), err))
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lost != nil && time.Since(t.lost.At) < t.cfg.LossReportWindow {
+		return t.lost
+	}
+	return nil
+}
+
+// ProvisionGroup creates group on topic's stream, reading from the stream's
+// start, so that every message already there or published later is kept for
+// it. It succeeds if the group exists.
+func (t *Transport) ProvisionGroup(ctx context.Context, topic, group string) error {
+	if t.isClosed() {
+		return ErrClosed
+	}
+	return t.createGroup(ctx, t.Stream(topic), group)
+}
+
+// Close stops every subscription, waits for their acks to be flushed and
+// closes the client. It is idempotent.
+func (t *Transport) Close() error {
+	var err error
+	t.once.Do(func() {
+		close(t.closed)
+		t.mu.Lock()
+		subs := make([]*subscriber, 0, len(t.subscribers))
+		for s := range t.subscribers {
+			subs = append(subs, s)
+		}
+		t.mu.Unlock()
+		for _, s := range subs {
+			_ = s.Close()
+		}
+		err = t.redact(t.client.Close())
+	})
+	return err
+}
+
+func (t *Transport) isClosed() bool {
+	select {
+	case <-t.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// createGroup runs XGROUP CREATE stream group 0 MKSTREAM, ignoring BUSYGROUP,
+// and remembers the group for recreation after a loss.
+func (t *Transport) createGroup(ctx context.Context, stream, group string) error {
+	err := t.client.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return t.redact(fmt.Errorf("redis transport: create consumer group %s on %s: %w", group, stream, err))
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.provisioned[stream] == nil {
+		t.provisioned[stream] = map[string]bool{}
+	}
+	t.provisioned[stream][group] = true
+	return nil
+}
+
+// groupLost records the loss of group on stream, and recreates it and every
+// group provisioned on stream through this transport.
+func (t *Transport) groupLost(ctx context.Context, stream, group string, cause error) {
+	loss := &GroupLostError{Stream: stream, Group: group, At: time.Now(), Err: t.redact(cause)}
+	t.cfg.Logger.Error("redis transport: consumer group lost; recreating it", "stream", stream, "group", group, "err", loss.Err)
+	t.mu.Lock()
+	t.lost = loss
+	groups := []string{group}
+	for g := range t.provisioned[stream] {
+		if g != group {
+			groups = append(groups, g)
+		}
+	}
+	t.mu.Unlock()
+	for _, g := range groups {
+		if err := t.createGroup(ctx, stream, g); err != nil {
+			t.cfg.Logger.Error("redis transport: recreate consumer group", "stream", stream, "group", g, "err", err)
+		}
+	}
+}
+
+// consumersInUse holds the consumer names subscriptions of this process
+// use, across transports, so that two transports with the same Consumer base
+// never share a name.
+var consumersInUse = struct {
+	sync.Mutex
+	names map[consumerKey]bool
+}{names: map[consumerKey]bool{}}
+
+type consumerKey struct{ stream, group, name string }
+
+// acquireConsumer returns the name "<Consumer>-<n>" with the lowest n free
+// for stream and group in this process, and marks it in use.
+func (t *Transport) acquireConsumer(stream, group string) string {
+	consumersInUse.Lock()
+	defer consumersInUse.Unlock()
+	for i := 0; ; i++ {
+		k := consumerKey{stream, group, fmt.Sprintf("%s-%d", t.cfg.Consumer, i)}
+		if !consumersInUse.names[k] {
+			consumersInUse.names[k] = true
+			return k.name
+		}
+	}
+}
+
+func (t *Transport) releaseConsumer(stream, group, name string) {
+	consumersInUse.Lock()
+	defer consumersInUse.Unlock()
+	delete(consumersInUse.names, consumerKey{stream, group, name})
+}
+
+func (t *Transport) forget(s *subscriber) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.subscribers, s)
+}
+
+// isNoGroup reports whether err is Redis's NOGROUP: the group or the stream
+// is gone.
+func isNoGroup(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
+}
