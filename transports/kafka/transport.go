@@ -79,6 +79,7 @@ type Transport struct {
 var (
 	_ transports.Transport        = (*Transport)(nil)
 	_ transports.GroupProvisioner = (*Transport)(nil)
+	_ transports.GroupRemover     = (*Transport)(nil)
 )
 
 // New connects to the brokers of cfg and returns a transport. It fails, with
@@ -198,6 +199,35 @@ func (t *Transport) ProvisionGroup(ctx context.Context, topic, group string) err
 	}
 	_, err := runCtx(ctx, func() (struct{}, error) { return struct{}{}, t.ensureTopic(topic) }, nil)
 	return err
+}
+
+// RemoveGroup deletes the Kafka consumer group named group with its
+// committed offsets. A Kafka group spans topics, so this forgets the group's
+// position on every topic, not only topic: use it for groups private to one
+// topic, such as busctl's tail groups. The broker refuses while the group
+// has members, so RemoveGroup retries until the members left (close the
+// group's subscriptions first) or ctx ends. Removing a group that does not
+// exist succeeds.
+func (t *Transport) RemoveGroup(ctx context.Context, _ string, group string) error {
+	if t.isClosed() {
+		return ErrClosed
+	}
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		t.adminMu.Lock()
+		err := t.admin.DeleteConsumerGroup(group)
+		t.adminMu.Unlock()
+		if err == nil || errors.Is(err, sarama.ErrGroupIDNotFound) {
+			return nil
+		}
+		if !errors.Is(err, sarama.ErrNonEmptyGroup) {
+			return t.redact(fmt.Errorf("kafka transport: delete consumer group %s: %w", group, err))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafka transport: delete consumer group %s: it still has members: %w", group, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }
 
 // Close stops every subscription, flushes and closes the producer and the

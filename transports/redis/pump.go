@@ -416,6 +416,38 @@ func (p *pump) finalFlush() {
 	if left > 0 {
 		p.cfg.Logger.Warn("redis transport: could not acknowledge handled entries before closing; they will be delivered again", "stream", p.stream, "group", p.group, "count", left)
 	}
+	p.release(ctx)
+}
+
+// release hands back the entries this consumer read and did not acknowledge
+// (read ahead and never delivered, or delivered and not finished): it marks
+// them idle for ClaimIdle, so the next consumer of the group to look claims
+// them at once rather than after ClaimIdle. Redis cannot un-read an entry;
+// XCLAIM with IDLE is how it is given back.
+func (p *pump) release(ctx context.Context) {
+	p.mu.Lock()
+	acked := make(map[string]bool, len(p.acks))
+	for _, id := range p.acks {
+		acked[id] = true
+	}
+	ids := make([]string, 0, len(p.held))
+	for id := range p.held {
+		if !acked[id] {
+			ids = append(ids, id)
+		}
+	}
+	p.mu.Unlock()
+	idle := p.cfg.ClaimIdle.Milliseconds() + 1
+	for chunk := range slices.Chunk(ids, 1000) {
+		args := []any{"XCLAIM", p.stream, p.group, p.consumer, 0}
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		args = append(args, "IDLE", idle, "JUSTID")
+		if err := p.t.client.Do(ctx, args...).Err(); err != nil && !isNoGroup(err) {
+			p.cfg.Logger.Warn("redis transport: could not hand back unacknowledged entries; other consumers claim them after claim_idle", "stream", p.stream, "group", p.group, "count", len(chunk), "err", p.t.redact(err))
+		}
+	}
 }
 
 // reset forgets everything read before the group was lost.

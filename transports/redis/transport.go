@@ -50,6 +50,7 @@ type Transport struct {
 var (
 	_ transports.Transport        = (*Transport)(nil)
 	_ transports.GroupProvisioner = (*Transport)(nil)
+	_ transports.GroupRemover     = (*Transport)(nil)
 )
 
 // New connects to Redis as cfg says and checks the connection with PING. It
@@ -165,6 +166,24 @@ func (t *Transport) ProvisionGroup(ctx context.Context, topic, group string) err
 		return ErrClosed
 	}
 	return t.createGroup(ctx, t.Stream(topic), group)
+}
+
+// RemoveGroup destroys group on topic's stream (XGROUP DESTROY) with its
+// pending entries, and stops recreating it after a loss. Close the group's
+// subscriptions first: a subscription still reading recreates the group.
+// Removing a group that does not exist succeeds.
+func (t *Transport) RemoveGroup(ctx context.Context, topic, group string) error {
+	if t.isClosed() {
+		return ErrClosed
+	}
+	stream := t.Stream(topic)
+	t.mu.Lock()
+	delete(t.provisioned[stream], group)
+	t.mu.Unlock()
+	if err := t.client.XGroupDestroy(ctx, stream, group).Err(); err != nil && !strings.Contains(err.Error(), "requires the key to exist") {
+		return t.redact(fmt.Errorf("redis transport: XGROUP DESTROY %s %s: %w", stream, group, err))
+	}
+	return nil
 }
 
 // Close stops every subscription, waits for their acks to be flushed and
