@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 // TestRemoveGroup: a group that consumed and committed is gone after
