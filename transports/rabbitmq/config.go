@@ -1,0 +1,310 @@
+package rabbitmq
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"time"
+)
+
+// EnvURL is the environment variable read for the broker URL when
+// Config.URL is empty.
+const EnvURL = "BUSLINE_RABBITMQ_URL"
+
+// DefaultURL is the broker URL used when neither Config.URL nor EnvURL is
+// set: the guest account of a RabbitMQ on the local machine.
+const DefaultURL = "amqp://guest:guest@localhost:5672/"
+
+// Queue types accepted by Config.QueueType.
+const (
+	QueueClassic = "classic"
+	QueueQuorum  = "quorum"
+)
+
+// Authentication mechanisms accepted by Config.Auth.
+const (
+	AuthPlain    = "plain"
+	AuthExternal = "external"
+)
+
+// Config configures the RabbitMQ transport. It is the YAML section
+// transport.rabbitmq. The zero value is valid: every field has a default.
+// Printing a Config (%v, %+v, %#v) never shows the password.
+type Config struct {
+	// URL is the broker's AMQP URI, amqp:// or amqps://, with the user,
+	// password and virtual host: amqp://user:password@host:5672/vhost.
+	// Default: $BUSLINE_RABBITMQ_URL, else amqp://guest:guest@localhost:5672/.
+	URL string `yaml:"url"`
+
+	// TLS configures amqps:// connections. Ignored for amqp:// URLs unless a
+	// field is set, which is then an error.
+	TLS TLSConfig `yaml:"tls"`
+
+	// Auth is the SASL mechanism: "plain" (user and password from URL) or
+	// "external" (the TLS client certificate; needs the broker's
+	// rabbitmq_auth_mechanism_ssl plugin). Default: "plain".
+	Auth string `yaml:"auth"`
+
+	// Heartbeat is the AMQP heartbeat interval: a dead broker or network is
+	// noticed after about two of them. Default: 10s.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+
+	// ConnectTimeout bounds the TCP and TLS handshake of each connection
+	// attempt. Default: 10s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+
+	// ReconnectInitial is the first wait before reconnecting after the
+	// connection is lost; waits double up to ReconnectMax. Default: 100ms.
+	ReconnectInitial time.Duration `yaml:"reconnect_initial"`
+
+	// ReconnectMax caps the wait between reconnection attempts. Default: 5s.
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
+
+	// QueueType is the type of the group queues the transport declares:
+	// "classic" or "quorum" (replicated, with a delivery count). It must
+	// match existing queues. Default: "classic".
+	QueueType string `yaml:"queue_type"`
+
+	// QueueExpires makes RabbitMQ delete a group queue that has had no
+	// consumer for this long (x-expires), messages included: for short-lived
+	// groups and test runs. It must match existing queues. Default: 0, queues
+	// are kept forever.
+	QueueExpires time.Duration `yaml:"queue_expires"`
+
+	// Prefetch is how many unacked messages RabbitMQ sends ahead to each
+	// consumer (basic.qos). 1 keeps strict order across redeliveries; more
+	// hides the network round trip. Default: 32.
+	Prefetch int `yaml:"prefetch"`
+
+	// PublishChannels is how many AMQP channels publishers share. Each
+	// carries any number of concurrent publishes with asynchronous confirms.
+	// Default: 4.
+	PublishChannels int `yaml:"publish_channels"`
+
+	// PublishTimeout bounds one Publish: waiting for a connection while the
+	// broker is unreachable, and for the broker's confirm. Default: 30s.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
+
+	// DisableConfirms makes Publish return as soon as the message is written
+	// to the socket, without waiting for RabbitMQ to confirm it. Messages can
+	// then be lost. Default: false (confirms on).
+	DisableConfirms bool `yaml:"disable_confirms"`
+
+	// NackDelay is how long a nacked message is held before it goes back to
+	// the queue, so that a failing message is not redelivered in a hot loop.
+	// It doubles with each consecutive nack of the same message, up to
+	// NackDelayMax. The consumer goes on with other messages meanwhile.
+	// Default: 100ms.
+	NackDelay time.Duration `yaml:"nack_delay"`
+
+	// NackDelayMax caps NackDelay's doubling. Default: 5s.
+	NackDelayMax time.Duration `yaml:"nack_delay_max"`
+
+	// ConnectionName names the connections in RabbitMQ's management UI.
+	// Default: the service name given to transports.Open, else "busline".
+	ConnectionName string `yaml:"connection_name"`
+
+	// Logger receives the transport's logs. Not settable from YAML.
+	// Default: slog.Default().
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// TLSConfig configures TLS for amqps:// URLs. File paths are PEM files.
+type TLSConfig struct {
+	// CAFile holds the certificates of the authorities that sign the
+	// broker's certificate. Default: the system's roots.
+	CAFile string `yaml:"ca_file"`
+
+	// CertFile and KeyFile hold the client certificate and its key, for
+	// brokers that verify clients (and for Auth "external"). Default: none.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+
+	// ServerName is the name checked against the broker's certificate.
+	// Default: the URL's host.
+	ServerName string `yaml:"server_name"`
+
+	// InsecureSkipVerify turns off verification of the broker's
+	// certificate. For tests only. Default: false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+func (t TLSConfig) isZero() bool { return t == TLSConfig{} }
+
+func (c *Config) setDefaults() {
+	if c.URL == "" {
+		c.URL = os.Getenv(EnvURL)
+	}
+	if c.URL == "" {
+		c.URL = DefaultURL
+	}
+	if c.Auth == "" {
+		c.Auth = AuthPlain
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 10 * time.Second
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.ReconnectInitial == 0 {
+		c.ReconnectInitial = 100 * time.Millisecond
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = 5 * time.Second
+	}
+	if c.QueueType == "" {
+		c.QueueType = QueueClassic
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = 32
+	}
+	if c.PublishChannels == 0 {
+		c.PublishChannels = 4
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 30 * time.Second
+	}
+	if c.NackDelay == 0 {
+		c.NackDelay = 100 * time.Millisecond
+	}
+	if c.NackDelayMax == 0 {
+		c.NackDelayMax = 5 * time.Second
+	}
+	if c.ConnectionName == "" {
+		c.ConnectionName = "busline"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem of c at once, each saying how to fix it.
+// It checks the values as given: call it after the defaults were applied,
+// as New does.
+func (c Config) Validate() error {
+	var errs []error
+	u, err := url.Parse(c.URL)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("url %s is not a valid URL (want amqp://user:password@host:5672/vhost; percent-encode reserved characters in the password)", redactURL(c.URL)))
+	case u.Scheme != "amqp" && u.Scheme != "amqps":
+		errs = append(errs, fmt.Errorf("url %s: scheme must be amqp or amqps", redactURL(c.URL)))
+	case u.Scheme == "amqp" && !c.TLS.isZero():
+		errs = append(errs, fmt.Errorf("tls is set but url %s is not amqps:// (use amqps:// to connect with TLS)", redactURL(c.URL)))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls.cert_file and tls.key_file must be set together"))
+	}
+	switch c.Auth {
+	case AuthPlain:
+	case AuthExternal:
+		if c.TLS.CertFile == "" {
+			errs = append(errs, errors.New(`auth "external" authenticates with the TLS client certificate: set tls.cert_file and tls.key_file`))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("auth %q is not %q or %q", c.Auth, AuthPlain, AuthExternal))
+	}
+	if c.QueueType != QueueClassic && c.QueueType != QueueQuorum {
+		errs = append(errs, fmt.Errorf("queue_type %q is not %q or %q", c.QueueType, QueueClassic, QueueQuorum))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"heartbeat", c.Heartbeat}, {"connect_timeout", c.ConnectTimeout},
+		{"reconnect_initial", c.ReconnectInitial}, {"reconnect_max", c.ReconnectMax},
+		{"publish_timeout", c.PublishTimeout}, {"nack_delay", c.NackDelay}, {"nack_delay_max", c.NackDelayMax},
+		{"queue_expires", c.QueueExpires},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %v is negative (leave it 0 for the default)", d.name, d.v))
+		}
+	}
+	if c.Prefetch < 0 || c.Prefetch > 65535 {
+		errs = append(errs, fmt.Errorf("prefetch %d is out of range 1..65535 (0 means the default)", c.Prefetch))
+	}
+	if c.PublishChannels < 0 || c.PublishChannels > 1024 {
+		errs = append(errs, fmt.Errorf("publish_channels %d is out of range 1..1024 (0 means the default)", c.PublishChannels))
+	}
+	if c.QueueExpires > 0 && c.QueueExpires < time.Millisecond {
+		errs = append(errs, fmt.Errorf("queue_expires %v is below RabbitMQ's 1ms resolution", c.QueueExpires))
+	}
+	if c.ReconnectMax > 0 && c.ReconnectInitial > c.ReconnectMax {
+		errs = append(errs, fmt.Errorf("reconnect_initial %v is above reconnect_max %v", c.ReconnectInitial, c.ReconnectMax))
+	}
+	if c.NackDelayMax > 0 && c.NackDelay > c.NackDelayMax {
+		errs = append(errs, fmt.Errorf("nack_delay %v is above nack_delay_max %v", c.NackDelay, c.NackDelayMax))
+	}
+	for _, f := range []struct{ name, path string }{
+		{"tls.ca_file", c.TLS.CAFile}, {"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// String returns c with the URL's password redacted.
+func (c Config) String() string {
+	r := c
+	r.URL = redactURL(c.URL)
+	r.Logger = nil
+	type plain Config // no String method: no recursion
+	return fmt.Sprintf("%+v", plain(r))
+}
+
+// GoString returns c with the URL's password redacted, for %#v.
+func (c Config) GoString() string { return "rabbitmq.Config" + c.String() }
+
+// Format prints c redacted for every verb, %+v and %#v included.
+func (c Config) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = fmt.Fprint(f, c.GoString())
+		return
+	}
+	_, _ = fmt.Fprint(f, c.String())
+}
+
+// tlsConfig builds the client's TLS configuration; nil for amqp:// URLs.
+func (c Config) tlsConfig() (*tls.Config, error) {
+	u, err := url.Parse(c.URL)
+	if err != nil || u.Scheme != "amqps" {
+		return nil, nil
+	}
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         c.TLS.ServerName,
+		InsecureSkipVerify: c.TLS.InsecureSkipVerify, //nolint:gosec // documented as for tests only
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	if c.TLS.CAFile != "" {
+		pem, err := os.ReadFile(c.TLS.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s holds no PEM certificate", c.TLS.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if c.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file and tls.key_file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}

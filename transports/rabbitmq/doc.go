@@ -1,0 +1,108 @@
+// Package rabbitmq is busline's RabbitMQ transport, registered as kind
+// "rabbitmq". It speaks AMQP 0-9-1 through github.com/rabbitmq/amqp091-go
+// and writes messages in watermill-amqp's wire format (metadata as string
+// headers, the UUID in the _watermill_message_uuid header, persistent
+// delivery mode), so plain watermill-amqp applications and busline read each
+// other's messages. It does not use watermill-amqp's publisher and
+// subscriber: they lose or loop on messages in the ways listed under
+// "Adapter faults closed" below.
+//
+// # Topology
+//
+// Each topic is a durable fanout exchange named after the topic
+// (ExchangeName). Each (topic, group) is a durable queue named
+// "<topic>:<group>" (QueueName) bound to it. The queue is declared by
+// ProvisionGroup, by SubscribeInitialize and at every Subscribe; busline's
+// bus.Subscribe calls ProvisionGroup at once. Names longer than RabbitMQ's
+// 255 bytes are shortened with a hash suffix.
+//
+// A group receives every message published after its queue was declared,
+// whether or not a consumer runs: the queue keeps them. A message published
+// to a topic before a group's queue ever existed is not delivered to that
+// group; with no queue bound at all, RabbitMQ drops it (and still confirms
+// it). To keep the messages published while a new service is being
+// deployed, provision its groups first: run it once with `provision` at
+// start-up (bus.Subscribe before publishing) or call ProvisionGroup from a
+// deployment step.
+//
+// Queues are classic by default. Config.QueueType "quorum" declares quorum
+// queues instead: replicated across a cluster's nodes (they survive the loss
+// of a minority of nodes), always durable, with an x-delivery-count header
+// on redeliveries; they use more memory and disk per message and must run on
+// a cluster of three or more nodes to be worth it. The type of an existing
+// queue cannot change: declaring it with another type fails with an error
+// saying so.
+//
+// # Delivery semantics
+//
+// At least once. Publish returns only when RabbitMQ has confirmed every
+// message (publisher confirms; messages are persistent and queues durable, so
+// a confirmed message survives a broker restart). Publishers share a few
+// confirm-mode channels (Config.PublishChannels) with asynchronous confirms:
+// concurrent publishes do not wait for one another's confirms. While the
+// broker is unreachable, Publish waits for the reconnection up to
+// Config.PublishTimeout, then fails; an error after the message was sent
+// means it may or may not be stored, so retrying can duplicate it.
+//
+// A consumer gets one message at a time and settles it when the handler
+// acks or nacks. A message is acked after its handler succeeded; a nack, a
+// closed subscriber, a cancelled subscription context, a closed transport or
+// a crashed process returns it to its queue for redelivery to the group. A
+// nacked message is held for Config.NackDelay (doubling for each consecutive
+// nack of the same message, up to Config.NackDelayMax) before it goes back,
+// so that a failing message never redelivers in a hot loop; the consumer goes
+// on with other prefetched messages meanwhile.
+//
+// A lost connection is recovered from in the background with exponential
+// backoff: consumers re-open their channels and re-declare their exchange,
+// queue and binding, then go on. Messages unacked at the loss are redelivered
+// (duplicates are possible).
+//
+// # Ordering
+//
+// A group's queue is first in, first out: a single consumer of a group gets
+// messages in publish order. Redelivery reorders: a nacked message goes back
+// to its place in the queue, but the messages already prefetched
+// (Config.Prefetch) are handled before it; with Prefetch 1 order holds across
+// nacks. Several consumers of a group (bus concurrency > 1, several
+// instances) handle messages in parallel, so order per key holds only with
+// one. The failure pipeline's delayed lanes reorder a failed message after
+// later ones.
+//
+// # Failure handling
+//
+// Delayed redelivery, the poison lane and replay run on busline's generic
+// lanes (ordinary topics <topic>.<group>.retry.<n> and <topic>.<group>.poison,
+// each an exchange with the group's queue), so only the failing group sees a
+// redelivery. Features().NativeDelay is false: RabbitMQ's TTL and
+// dead-letter mechanism is not used yet.
+//
+// # Adapter faults closed
+//
+//   - watermill-amqp publishes without confirms by default: here confirms
+//     are on, and concurrent publishes share channels with async confirms.
+//   - watermill-amqp nack-requeues forever a message with a header that is
+//     not a string (x-death from dead-lettering, x-delivery-count from quorum
+//     queues, a number or table from another client): here such headers
+//     become metadata text (numbers in decimal, tables and arrays as JSON) and
+//     the message is handled.
+//   - watermill-amqp hands out one empty phantom message when its queue is
+//     deleted under the consumer (a read from the closed delivery channel):
+//     here a closed delivery channel is never read as a message; the consumer
+//     re-declares the queue and goes on.
+//   - watermill-amqp requeues a nacked message at once, redelivering it in a
+//     hot loop: here nacks are delayed as described above.
+//   - watermill-amqp's connection wrapper races on reconnect (reported by the
+//     race detector): here each connection is guarded by a mutex.
+//   - amqp091-go and net/url print the full URL, password included, in some
+//     errors: every error, log line and printed Config here has the password
+//     replaced by "xxxxx".
+//
+// # Connection and security
+//
+// Config.URL (or $BUSLINE_RABBITMQ_URL) names the broker, user, password and
+// virtual host. amqps:// URLs use TLS, with Config.TLS's CA, client
+// certificate and key, and server name. Config.Auth "external" authenticates
+// with the client certificate (SASL EXTERNAL). Heartbeats (Config.Heartbeat)
+// detect a dead peer.
+package rabbitmq

@@ -1,0 +1,133 @@
+package rabbitmq
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// uuidHeader carries the Watermill message UUID under the key
+// watermill-amqp uses (DefaultMessageUUIDHeaderKey), so that plain
+// watermill-amqp applications and busline read each other's messages.
+const uuidHeader = "_watermill_message_uuid"
+
+// metaContentType and metaID are the metadata keys (bus.MetaContentType and
+// bus.MetaID) that are also written as AMQP properties.
+const (
+	metaContentType = "content-type"
+	metaID          = "ce_id"
+)
+
+// toPublishing writes msg the way watermill-amqp's DefaultMarshaler does
+// (metadata as string headers, the UUID in a header, persistent delivery
+// mode), and also sets the content-type and message-id properties for
+// plain clients.
+func toPublishing(msg *message.Message, persistent bool) amqp.Publishing {
+	headers := make(amqp.Table, len(msg.Metadata)+1)
+	for k, v := range msg.Metadata {
+		headers[k] = v
+	}
+	headers[uuidHeader] = msg.UUID
+	p := amqp.Publishing{
+		Headers:     headers,
+		Body:        msg.Payload,
+		ContentType: msg.Metadata.Get(metaContentType),
+		MessageId:   msg.Metadata.Get(metaID),
+	}
+	if p.MessageId == "" {
+		p.MessageId = msg.UUID
+	}
+	if persistent {
+		p.DeliveryMode = amqp.Persistent
+	}
+	return p
+}
+
+// toMessage turns a delivery into a message. Unlike watermill-amqp's
+// marshaler it never fails: a header that is not a string (x-death added
+// by dead-lettering, x-delivery-count added by quorum queues, a number or
+// table set by another client) becomes its text, so the message is
+// handled instead of nack-looping. The UUID comes from the Watermill
+// header, else ce_id, else the message-id property; a content-type
+// property fills a missing content-type header.
+func toMessage(d *amqp.Delivery) *message.Message {
+	id, _ := d.Headers[uuidHeader].(string)
+	if id == "" {
+		id, _ = d.Headers[metaID].(string)
+	}
+	if id == "" {
+		id = d.MessageId
+	}
+	msg := message.NewMessage(id, d.Body)
+	for k, v := range d.Headers {
+		if k == uuidHeader {
+			continue
+		}
+		msg.Metadata[k] = headerText(v)
+	}
+	if _, ok := msg.Metadata[metaContentType]; !ok && d.ContentType != "" {
+		msg.Metadata[metaContentType] = d.ContentType
+	}
+	return msg
+}
+
+// headerText renders an AMQP field value as text: strings and byte slices
+// as they are, numbers and booleans in Go's syntax, timestamps in RFC 3339,
+// tables and arrays as JSON.
+func headerText(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	case bool:
+		return strconv.FormatBool(v)
+	case int8, int16, int32, int64, int, uint8, uint16, uint32, uint64, uint:
+		return fmt.Sprint(v)
+	case float32:
+		return strconv.FormatFloat(float64(v), 'g', -1, 32)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case time.Time:
+		return v.UTC().Format(time.RFC3339Nano)
+	case amqp.Decimal:
+		return fmt.Sprintf("%de-%d", v.Value, v.Scale)
+	}
+	b, err := json.Marshal(jsonable(v))
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// jsonable converts AMQP tables and arrays into values encoding/json
+// renders readably (byte slices as text, not base64).
+func jsonable(v any) any {
+	switch v := v.(type) {
+	case amqp.Table:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[k] = jsonable(e)
+		}
+		return m
+	case []any:
+		a := make([]any, len(v))
+		for i, e := range v {
+			a[i] = jsonable(e)
+		}
+		return a
+	case []byte:
+		return string(v)
+	case time.Time:
+		return v.UTC().Format(time.RFC3339Nano)
+	case amqp.Decimal:
+		return headerText(v)
+	}
+	return v
+}

@@ -1,0 +1,151 @@
+package rabbitmq_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/transports/rabbitmq"
+)
+
+// OrderPlaced is the event of the interop and crash tests.
+type OrderPlaced struct {
+	Order string `json:"order"`
+	Seq   int    `json:"seq"`
+}
+
+func (OrderPlaced) EventName() string { return "rabbitmq.test.order_placed" }
+
+// newBus returns a running bus on tr whose OrderPlaced events go to topic;
+// it is closed at the end of the test. subscribe registers handlers before
+// Run.
+func newBus(t *testing.T, tr *rabbitmq.Transport, topic string, subscribe func(b *bus.Bus)) *bus.Bus {
+	t.Helper()
+	b, err := bus.New(tr, bus.Config{
+		Service: "interop-test",
+		Logger:  quietLogger(),
+		Topics:  map[string]string{OrderPlaced{}.EventName(): topic},
+	})
+	if err != nil {
+		t.Fatalf("bus.New: %v", err)
+	}
+	if subscribe != nil {
+		subscribe(b)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	select {
+	case <-b.Router().Running():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return b
+}
+
+// A message a plain AMQP client publishes with CloudEvents headers is
+// handled by a typed handler.
+func TestInteropPlainClientToBusline(t *testing.T) {
+	requireBroker(t)
+	tr := newTransport(t, rabbitmq.Config{})
+	topic, group := ids("interop.in")
+	got := make(chan bus.Metadata, 1)
+	events := make(chan OrderPlaced, 1)
+	newBus(t, tr, topic, func(b *bus.Bus) {
+		err := bus.Subscribe(b, group, func(ctx context.Context, e OrderPlaced) error {
+			md, _ := bus.MetadataFrom(ctx)
+			events <- e
+			got <- md
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Subscribe: %v", err)
+		}
+	})
+	raw := rawChannel(t)
+	err := raw.PublishWithContext(context.Background(), rabbitmq.ExchangeName(topic), "", false, false, amqp.Publishing{
+		ContentType:  "application/json",
+		DeliveryMode: amqp.Persistent,
+		Body:         []byte(`{"order":"A-1","seq":4}`),
+		Headers: amqp.Table{
+			"ce_id":            "py-123",
+			"ce_type":          OrderPlaced{}.EventName(),
+			"ce_source":        "python-checkout",
+			"ce_specversion":   "1.0",
+			"ce_time":          "2026-11-27T10:00:00Z",
+			"ce_correlationid": "corr-9",
+		},
+	})
+	if err != nil {
+		t.Fatalf("raw publish: %v", err)
+	}
+	select {
+	case e := <-events:
+		md := <-got
+		if e != (OrderPlaced{Order: "A-1", Seq: 4}) {
+			t.Errorf("handled %+v", e)
+		}
+		if md.ID != "py-123" || md.Source != "python-checkout" || md.CorrelationID != "corr-9" || md.Event != (OrderPlaced{}).EventName() {
+			t.Errorf("metadata %+v", md)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the plain client's message was not handled")
+	}
+}
+
+// A message busline publishes carries the CloudEvents headers (and the
+// content-type and message-id properties) for a plain AMQP client.
+func TestInteropBuslineToPlainClient(t *testing.T) {
+	requireBroker(t)
+	tr := newTransport(t, rabbitmq.Config{})
+	topic, _ := ids("interop.out")
+	raw := rawChannel(t)
+	q, err := raw.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatalf("declare queue: %v", err)
+	}
+	if err := raw.ExchangeDeclare(rabbitmq.ExchangeName(topic), "fanout", true, false, false, false, nil); err != nil {
+		t.Fatalf("declare exchange: %v", err)
+	}
+	if err := raw.QueueBind(q.Name, "", rabbitmq.ExchangeName(topic), false, nil); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	deliveries, err := raw.Consume(q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	b := newBus(t, tr, topic, nil)
+	if err := bus.Publish(context.Background(), b, OrderPlaced{Order: "B-2", Seq: 1}, bus.WithCorrelationID("corr-7")); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	select {
+	case d := <-deliveries:
+		for _, k := range []string{"ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_correlationid"} {
+			if s, ok := d.Headers[k].(string); !ok || s == "" {
+				t.Errorf("header %s = %#v, want a non-empty string", k, d.Headers[k])
+			}
+		}
+		if d.Headers["ce_type"] != (OrderPlaced{}).EventName() || d.Headers["ce_source"] != "interop-test" || d.Headers["ce_correlationid"] != "corr-7" {
+			t.Errorf("headers %v", d.Headers)
+		}
+		if d.ContentType != "application/json" || d.MessageId != d.Headers["ce_id"] || d.DeliveryMode != amqp.Persistent {
+			t.Errorf("properties content-type %q message-id %q delivery-mode %d", d.ContentType, d.MessageId, d.DeliveryMode)
+		}
+		var e OrderPlaced
+		if err := json.Unmarshal(d.Body, &e); err != nil || e.Order != "B-2" {
+			t.Errorf("body %s: %v", d.Body, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the plain client got nothing")
+	}
+}

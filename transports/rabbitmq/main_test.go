@@ -1,0 +1,91 @@
+package rabbitmq_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/busline/busline/transports/rabbitmq"
+)
+
+// runner stops the private broker node after the tests, before goleak
+// looks for leaked goroutines.
+type runner struct{ m *testing.M }
+
+func (r runner) Run() int {
+	code := r.m.Run()
+	stopPrivateNode()
+	return code
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(runner{m})
+}
+
+// brokerURL is the shared broker the tests use.
+func brokerURL() string {
+	if u := os.Getenv(rabbitmq.EnvURL); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672/"
+}
+
+// quietLogger discards the transport's logs, or shows them with -v when
+// BUSLINE_TEST_LOG is set.
+func quietLogger() *slog.Logger {
+	if os.Getenv("BUSLINE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// requireBroker skips under -short and fails, saying how to start
+// RabbitMQ, when the shared broker cannot be reached.
+func requireBroker(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs RabbitMQ; skipped under -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, err := rabbitmq.New(ctx, rabbitmq.Config{URL: brokerURL(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("RabbitMQ unreachable: %v\nstart it with `sudo apt-get install rabbitmq-server && sudo service rabbitmq-server start` or `bash scripts/brokers.sh`, or point %s at a running broker", err, rabbitmq.EnvURL)
+	}
+	_ = tr.Close()
+}
+
+// testQueueExpires lets the shared broker drop the tests' queues once idle.
+const testQueueExpires = 10 * time.Minute
+
+// newTransport returns a transport on the shared broker, closed at the end
+// of the test.
+func newTransport(t testing.TB, cfg rabbitmq.Config) *rabbitmq.Transport {
+	t.Helper()
+	if cfg.URL == "" {
+		cfg.URL = brokerURL()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	if cfg.QueueExpires == 0 {
+		cfg.QueueExpires = testQueueExpires
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	tr, err := rabbitmq.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("rabbitmq.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := tr.Close(); err != nil {
+			t.Errorf("close transport: %v", err)
+		}
+	})
+	return tr
+}

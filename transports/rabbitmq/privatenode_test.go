@@ -1,0 +1,288 @@
+package rabbitmq_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// privateNode is a RabbitMQ node of the tests' own, on other ports than the
+// shared broker, that tests may stop and start. It listens for plain AMQP
+// on port and for AMQP over TLS on tlsPort, with certificates generated at
+// start. One node serves every test of the package; TestMain stops it.
+type privateNode struct {
+	name          string
+	dir           string
+	port, tlsPort int
+	certs         testCerts
+
+	mu     sync.Mutex
+	exited chan error // receives rabbitmq-server's exit; nil while stopped
+}
+
+var (
+	nodeOnce sync.Once
+	node     *privateNode
+	nodeErr  error
+)
+
+// privateNodePort is the base port: AMQP on it, TLS on it+1, Erlang
+// distribution on it+20000. Override with BUSLINE_RABBITMQ_PRIVATE_PORT.
+func privateNodePort() int {
+	if p, err := strconv.Atoi(os.Getenv("BUSLINE_RABBITMQ_PRIVATE_PORT")); err == nil {
+		return p
+	}
+	return 5782
+}
+
+// startedPrivateNode returns the package's private node, starting it on
+// first use. It skips under -short and fails when rabbitmq-server is not
+// installed.
+func startedPrivateNode(t *testing.T) *privateNode {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a private RabbitMQ node; skipped under -short")
+	}
+	if _, err := exec.LookPath("rabbitmq-server"); err != nil {
+		t.Fatalf("rabbitmq-server not found: install it with `apt-get install rabbitmq-server` (the test starts a private node on port %d)", privateNodePort())
+	}
+	nodeOnce.Do(func() {
+		n, err := newPrivateNode()
+		if err == nil {
+			err = n.start()
+		}
+		node, nodeErr = n, err
+	})
+	if nodeErr != nil {
+		t.Fatalf("private RabbitMQ node: %v", nodeErr)
+	}
+	return node
+}
+
+func newPrivateNode() (*privateNode, error) {
+	dir, err := os.MkdirTemp("", "busline-rabbitmq-node-")
+	if err != nil {
+		return nil, err
+	}
+	// rabbitmq-server drops to the rabbitmq user: it must write here.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return nil, err
+	}
+	port := privateNodePort()
+	n := &privateNode{name: fmt.Sprintf("busline-test-%d@localhost", port), dir: dir, port: port, tlsPort: port + 1}
+	n.certs, err = generateCerts(dir)
+	if err != nil {
+		return nil, fmt.Errorf("generate certificates: %w", err)
+	}
+	conf := fmt.Sprintf(`listeners.tcp.default = 127.0.0.1:%d
+listeners.ssl.default = 127.0.0.1:%d
+ssl_options.cacertfile = %s
+ssl_options.certfile = %s
+ssl_options.keyfile = %s
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+loopback_users = none
+auth_mechanisms.1 = PLAIN
+auth_mechanisms.2 = AMQPLAIN
+auth_mechanisms.3 = EXTERNAL
+ssl_cert_login_from = common_name
+`, n.port, n.tlsPort, n.certs.CA, n.certs.ServerCert, n.certs.ServerKey)
+	if err := os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	// SASL EXTERNAL (TLS client certificate login) for Config.Auth "external".
+	if err := os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte("[rabbitmq_auth_mechanism_ssl].\n"), 0o644); err != nil {
+		return nil, err
+	}
+	// A node left over by a killed test run would hold the ports.
+	_ = exec.Command("rabbitmqctl", "-q", "-n", n.name, "stop").Run()
+	return n, nil
+}
+
+func (n *privateNode) url() string { return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", n.port) }
+func (n *privateNode) tlsURL() string {
+	return fmt.Sprintf("amqps://guest:guest@localhost:%d/", n.tlsPort)
+}
+
+// start starts the node and waits until it accepts connections.
+func (n *privateNode) start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	logf, err := os.OpenFile(filepath.Join(n.dir, "server.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o666)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("rabbitmq-server")
+	cmd.Env = append(os.Environ(),
+		"RABBITMQ_NODENAME="+n.name,
+		"RABBITMQ_NODE_PORT="+strconv.Itoa(n.port),
+		"RABBITMQ_DIST_PORT="+strconv.Itoa(n.port+20000),
+		"RABBITMQ_MNESIA_BASE="+filepath.Join(n.dir, "mnesia"),
+		"RABBITMQ_LOG_BASE="+filepath.Join(n.dir, "log"),
+		"RABBITMQ_CONFIG_FILE="+filepath.Join(n.dir, "rabbitmq.conf"),
+		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(n.dir, "enabled_plugins"),
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		return fmt.Errorf("start rabbitmq-server: %w", err)
+	}
+	exited := make(chan error, 1)
+	n.exited = exited
+	go func() { exited <- cmd.Wait(); _ = logf.Close() }()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", n.port), time.Second)
+		if err == nil {
+			_ = c.Close()
+			break
+		}
+		select {
+		case err := <-exited:
+			n.exited = nil
+			return fmt.Errorf("rabbitmq-server exited (%v); see %s", err, filepath.Join(n.dir, "server.out"))
+		case <-time.After(250 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s not listening on %d after 90s; see %s", n.name, n.port, filepath.Join(n.dir, "server.out"))
+		}
+	}
+	if out, err := exec.Command("rabbitmqctl", "-q", "-n", n.name, "await_startup", "--timeout", "60").CombinedOutput(); err != nil {
+		return fmt.Errorf("await_startup: %v: %s", err, out)
+	}
+	return nil
+}
+
+// stop stops the node and waits for it to exit.
+func (n *privateNode) stop() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out, err := exec.Command("rabbitmqctl", "-q", "-n", n.name, "stop").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("rabbitmqctl stop: %v: %s", err, out)
+	}
+	if n.exited != nil {
+		select {
+		case <-n.exited:
+		case <-time.After(60 * time.Second):
+			return fmt.Errorf("node %s did not exit within 60s of rabbitmqctl stop", n.name)
+		}
+		n.exited = nil
+	}
+	return nil
+}
+
+// stopPrivateNode stops the private node if a test started it, and removes
+// its files.
+func stopPrivateNode() {
+	if node == nil {
+		return
+	}
+	_ = node.stop()
+	_ = os.RemoveAll(node.dir)
+}
+
+// testCerts are the PEM files of a test CA, a server certificate for
+// localhost and 127.0.0.1, a client certificate, and a second CA that signed
+// nothing here.
+type testCerts struct {
+	CA, ServerCert, ServerKey, ClientCert, ClientKey, OtherCA string
+}
+
+func generateCerts(dir string) (testCerts, error) {
+	c := testCerts{
+		CA: filepath.Join(dir, "ca.pem"), ServerCert: filepath.Join(dir, "server.pem"), ServerKey: filepath.Join(dir, "server.key"),
+		ClientCert: filepath.Join(dir, "client.pem"), ClientKey: filepath.Join(dir, "client.key"), OtherCA: filepath.Join(dir, "other-ca.pem"),
+	}
+	caKey, caCert, err := newCA("busline test CA", c.CA)
+	if err != nil {
+		return c, err
+	}
+	if _, _, err := newCA("unrelated CA", c.OtherCA); err != nil {
+		return c, err
+	}
+	server := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if err := issue(server, caCert, caKey, c.ServerCert, c.ServerKey); err != nil {
+		return c, err
+	}
+	client := &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "guest"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	return c, issue(client, caCert, caKey, c.ClientCert, c.ClientKey)
+}
+
+func newCA(name, certPath string) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, cert, writePEM(certPath, "CERTIFICATE", der)
+}
+
+func issue(tmpl, ca *x509.Certificate, caKey *ecdsa.PrivateKey, certPath, keyPath string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	if err := writePEM(certPath, "CERTIFICATE", der); err != nil {
+		return err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	return writePEM(keyPath, "PRIVATE KEY", kder)
+}
+
+// writePEM writes world-readable files: the broker runs as another user.
+func writePEM(path, typ string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644)
+}

@@ -1,0 +1,273 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// subscriber consumes as one group. Each Subscribe call is one AMQP
+// consumer on a channel of its own.
+type subscriber struct {
+	t       *Transport
+	group   string
+	nacks   *nackBackoff
+	closing chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+}
+
+var (
+	_ message.Subscriber           = (*subscriber)(nil)
+	_ message.SubscribeInitializer = (*subscriber)(nil)
+)
+
+// SubscribeInitialize declares the group's queue on topic, like
+// ProvisionGroup.
+func (s *subscriber) SubscribeInitialize(topic string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.t.cfg.PublishTimeout)
+	defer cancel()
+	return s.t.ProvisionGroup(ctx, topic, s.group)
+}
+
+// Subscribe declares the group's queue on topic, then consumes it until ctx
+// is done or the subscriber or transport closes, and closes the channel.
+// It hands out one message at a time and waits for its Ack or Nack. A lost
+// connection or a deleted queue is recovered from: the consumer reconnects,
+// re-declares the queue and goes on.
+func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	select {
+	case <-s.closing:
+		return nil, ErrClosed
+	default:
+	}
+	declareCtx, cancel := context.WithTimeout(ctx, s.t.cfg.PublishTimeout)
+	err := s.t.ProvisionGroup(declareCtx, topic, s.group)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	c := &consumer{
+		s:     s,
+		topic: topic,
+		queue: QueueName(topic, s.group),
+		tag:   fmt.Sprintf("%s-%s", s.t.cfg.ConnectionName, uuid.NewString()[:8]),
+		out:   make(chan *message.Message),
+	}
+	s.wg.Add(1)
+	s.t.wg.Add(1)
+	go func() {
+		defer s.t.wg.Done()
+		defer s.wg.Done()
+		defer close(c.out)
+		defer stop()
+		go func() {
+			select {
+			case <-s.closing:
+			case <-s.t.closing:
+			case <-runCtx.Done():
+			}
+			stop()
+		}()
+		c.run(runCtx)
+	}()
+	return c.out, nil
+}
+
+// Close ends every subscription of this subscriber and waits for their
+// consumers to stop. Unacked messages go back to the queue.
+func (s *subscriber) Close() error {
+	s.once.Do(func() { close(s.closing) })
+	s.wg.Wait()
+	return nil
+}
+
+// consumer is one Subscribe call.
+type consumer struct {
+	s     *subscriber
+	topic string
+	queue string
+	tag   string
+	out   chan *message.Message
+}
+
+// run consumes until ctx is done, starting over after a lost channel.
+func (c *consumer) run(ctx context.Context) {
+	cfg := c.s.t.cfg
+	wait := cfg.ReconnectInitial
+	for {
+		delivered, err := c.consume(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if delivered {
+			wait = cfg.ReconnectInitial
+		}
+		cfg.Logger.Warn("rabbitmq: consumer stopped, starting over", "queue", c.queue, "error", redactError(err, cfg.URL), "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, cfg.ReconnectMax)
+	}
+}
+
+// consume opens a channel, re-declares the topology and consumes until the
+// deliveries end or ctx is done. delivered reports whether any message
+// arrived. Closing the channel on return gives unacked messages back to
+// RabbitMQ.
+func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
+	cfg := c.s.t.cfg
+	ch, _, err := c.s.t.consumeConn.channel(ctx)
+	if err != nil {
+		return false, err
+	}
+	pending := &nackTimers{}
+	defer func() {
+		pending.stop()
+		_ = ch.Close()
+	}()
+	if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
+		return false, fmt.Errorf("set prefetch: %w", err)
+	}
+	if err := declareGroup(ch, cfg, c.topic, c.s.group); err != nil {
+		return false, err
+	}
+	deliveries, err := ch.Consume(c.queue, c.tag, false, false, false, false, nil)
+	if err != nil {
+		return false, fmt.Errorf("consume queue %q: %w", c.queue, err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return delivered, nil
+		case d, ok := <-deliveries:
+			if !ok {
+				// The channel closed (connection lost) or the broker
+				// cancelled the consumer (queue deleted). Either way there
+				// is no message here: never hand out the zero delivery.
+				if ch.IsClosed() {
+					return delivered, errors.New("channel closed")
+				}
+				return delivered, fmt.Errorf("the broker cancelled the consumer of queue %q (was it deleted?); re-declaring it", c.queue)
+			}
+			delivered = true
+			if !c.deliver(ctx, &d, pending) {
+				return delivered, nil
+			}
+		}
+	}
+}
+
+// deliver hands one message out and settles it with the broker; false when
+// ctx ended first, leaving the message to the channel's close.
+func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, pending *nackTimers) bool {
+	msg := toMessage(d)
+	msgCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msg.SetContext(msgCtx)
+	select {
+	case c.out <- msg:
+	case <-ctx.Done():
+		return false
+	}
+	log := c.s.t.cfg.Logger
+	select {
+	case <-msg.Acked():
+		c.s.nacks.forget(msg.UUID)
+		if err := d.Ack(false); err != nil {
+			log.Warn("rabbitmq: ack failed; the message will be redelivered", "queue", c.queue, "message_uuid", msg.UUID, "error", err)
+		}
+		return true
+	case <-msg.Nacked():
+		delay := c.s.nacks.next(msg.UUID)
+		pending.add(delay, func() {
+			if err := d.Nack(false, true); err != nil {
+				log.Debug("rabbitmq: nack failed; the message returns to the queue when the channel closes", "queue", c.queue, "error", err)
+			}
+		})
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// nackTimers are the delayed nacks of one channel.
+type nackTimers struct {
+	mu     sync.Mutex
+	next   int
+	timers map[int]*time.Timer
+}
+
+func (n *nackTimers) add(d time.Duration, f func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.timers == nil {
+		n.timers = map[int]*time.Timer{}
+	}
+	id := n.next
+	n.next++
+	n.timers[id] = time.AfterFunc(d, func() {
+		n.mu.Lock()
+		_, live := n.timers[id]
+		delete(n.timers, id)
+		n.mu.Unlock()
+		if live {
+			f()
+		}
+	})
+}
+
+// stop cancels the nacks that have not run; the channel's close returns
+// their messages to the queue.
+func (n *nackTimers) stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, t := range n.timers {
+		t.Stop()
+	}
+	clear(n.timers)
+}
+
+// nackBackoff tracks consecutive nacks per message id within a subscriber,
+// to double the delay before each redelivery.
+type nackBackoff struct {
+	base, max time.Duration
+	mu        sync.Mutex
+	counts    map[string]int
+}
+
+// maxTracked bounds nackBackoff's memory: past it, the counts start over.
+const maxTracked = 10000
+
+func (b *nackBackoff) next(id string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.counts) >= maxTracked {
+		clear(b.counts)
+	}
+	n := b.counts[id]
+	b.counts[id] = n + 1
+	d := b.base
+	for range n {
+		d *= 2
+		if d >= b.max {
+			return b.max
+		}
+	}
+	return d
+}
+
+func (b *nackBackoff) forget(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.counts, id)
+}

@@ -1,0 +1,203 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
+)
+
+// Kind is the name the RabbitMQ transport registers under.
+const Kind = "rabbitmq"
+
+// ErrClosed is returned when publishing or subscribing through a closed
+// transport, publisher or subscriber.
+var ErrClosed = errors.New("rabbitmq transport: closed")
+
+func init() {
+	transports.Register(Kind, func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
+		var cfg Config
+		if p.Decode != nil {
+			if err := p.Decode(&cfg); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.ConnectionName == "" {
+			cfg.ConnectionName = p.Service
+		}
+		if cfg.Logger == nil {
+			cfg.Logger = p.Logger
+		}
+		return New(ctx, cfg)
+	})
+}
+
+// Transport is a connection to RabbitMQ: one AMQP connection for
+// publishing and one for consuming, each reconnecting on its own. It is
+// safe for concurrent use. Create it with New or transports.Open.
+type Transport struct {
+	cfg         *Config
+	pubConn     *connection
+	consumeConn *connection
+	pool        *publishPool
+
+	closing chan struct{}
+	wg      sync.WaitGroup // consumers
+	once    sync.Once
+	err     error
+}
+
+var (
+	_ transports.Transport        = (*Transport)(nil)
+	_ transports.GroupProvisioner = (*Transport)(nil)
+	_ transports.GroupRemover     = (*Transport)(nil)
+)
+
+// New validates cfg, applies its defaults and connects to the broker. It
+// fails at once, with an error that says what to check and never shows the
+// password, if the URL is malformed, the broker is unreachable or refuses
+// the credentials; ctx bounds the connection attempt. Later connection
+// losses are recovered from in the background.
+func New(ctx context.Context, cfg Config) (*Transport, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, redactError(fmt.Errorf("rabbitmq: invalid config: %w", err), cfg.URL)
+	}
+	pub, err := dialConnection(ctx, &cfg, "publish")
+	if err != nil {
+		return nil, err
+	}
+	consume, err := dialConnection(ctx, &cfg, "consume")
+	if err != nil {
+		_ = pub.close()
+		return nil, err
+	}
+	return &Transport{
+		cfg:         &cfg,
+		pubConn:     pub,
+		consumeConn: consume,
+		pool:        newPublishPool(&cfg, pub),
+		closing:     make(chan struct{}),
+	}, nil
+}
+
+// Config returns the configuration in use, defaults applied.
+func (t *Transport) Config() Config { return *t.cfg }
+
+// Publisher returns a publisher whose Publish returns once RabbitMQ
+// confirmed the messages. Publishers share the transport's channels;
+// closing one releases only the handle.
+func (t *Transport) Publisher() (message.Publisher, error) {
+	if t.isClosed() {
+		return nil, ErrClosed
+	}
+	return &publisher{t: t}, nil
+}
+
+// Subscriber returns a subscriber consuming as group: from the queue
+// QueueName(topic, group) of every topic it subscribes to.
+func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
+	if t.isClosed() {
+		return nil, ErrClosed
+	}
+	if group == "" {
+		return nil, errors.New("rabbitmq transport: empty consumer group name (every subscriber consumes as a named group)")
+	}
+	return &subscriber{
+		t:       t,
+		group:   group,
+		closing: make(chan struct{}),
+		nacks:   &nackBackoff{base: t.cfg.NackDelay, max: t.cfg.NackDelayMax, counts: map[string]int{}},
+	}, nil
+}
+
+// Features reports persistent delivery, ordered per key for a single
+// consumer, and delayed redelivery through the generic retry lanes.
+func (t *Transport) Features() transports.Features {
+	return transports.Features{Persistent: true, OrderedPerKey: true}
+}
+
+// Health returns nil when both connections are open and a channel can be
+// opened on each, or an error that says what is wrong.
+func (t *Transport) Health(ctx context.Context) error {
+	if t.isClosed() {
+		return ErrClosed
+	}
+	for _, c := range []*connection{t.pubConn, t.consumeConn} {
+		c.mu.Lock()
+		conn := c.conn
+		c.mu.Unlock()
+		if conn == nil || conn.IsClosed() {
+			return fmt.Errorf("rabbitmq: %s connection to %s is down, reconnecting", c.role, redactURL(t.cfg.URL))
+		}
+		ch, _, err := c.channel(ctx)
+		if err != nil {
+			return redactError(err, t.cfg.URL)
+		}
+		_ = ch.Close()
+	}
+	return nil
+}
+
+// ProvisionGroup declares topic's exchange and group's queue and binds them,
+// so that messages published from now on are kept for the group, even while
+// none of its consumers runs. It is idempotent.
+func (t *Transport) ProvisionGroup(ctx context.Context, topic, group string) error {
+	if t.isClosed() {
+		return ErrClosed
+	}
+	ch, _, err := t.pubConn.channel(ctx)
+	if err != nil {
+		return fmt.Errorf("rabbitmq: provision group %s on %s: %w", group, topic, err)
+	}
+	defer ch.Close()
+	if err := declareGroup(ch, t.cfg, topic, group); err != nil {
+		return fmt.Errorf("provision group %s on %s: %w", group, topic, err)
+	}
+	return nil
+}
+
+// RemoveGroup deletes group's queue on topic with the messages it holds.
+// Close the group's subscriptions first: RabbitMQ deletes a queue under a
+// consumer, and the consumer declares it again. Removing a queue that does
+// not exist succeeds.
+func (t *Transport) RemoveGroup(ctx context.Context, topic, group string) error {
+	if t.isClosed() {
+		return ErrClosed
+	}
+	ch, _, err := t.pubConn.channel(ctx)
+	if err != nil {
+		return fmt.Errorf("rabbitmq: remove group %s on %s: %w", group, topic, err)
+	}
+	defer ch.Close()
+	if _, err := ch.QueueDelete(QueueName(topic, group), false, false, false); err != nil {
+		return topologyError(fmt.Sprintf("delete queue %q", QueueName(topic, group)), err, "")
+	}
+	return nil
+}
+
+// Close stops every subscription, waits for the consumers to return, and
+// closes the connections. Unacked messages go back to their queues. It is
+// idempotent.
+func (t *Transport) Close() error {
+	t.once.Do(func() {
+		close(t.closing)
+		t.wg.Wait()
+		t.pool.close()
+		t.err = errors.Join(t.consumeConn.close(), t.pubConn.close())
+	})
+	return t.err
+}
+
+func (t *Transport) isClosed() bool {
+	select {
+	case <-t.closing:
+		return true
+	default:
+		return false
+	}
+}
