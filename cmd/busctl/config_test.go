@@ -1,0 +1,132 @@
+package main_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/busline/busline/config"
+)
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	t.Run("Valid", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "ok.yaml", "service: checkout\ntransport:\n  kind: redis\n  redis: {addr: 127.0.0.1:6379}\nsubscriptions:\n  billing: {}\n")
+		r := mustRun(t, "config", "validate", path)
+		if !strings.Contains(r.stdout, "ok (service checkout, transport redis, groups: billing)") {
+			t.Errorf("validate: %s", r)
+		}
+	})
+	t.Run("Broken", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "broken.yaml", "service: checkout\nretry:\n  atempts: 2\n  delays: [10]\nsubscriptions:\n  billing: {concurrency: 0}\n")
+		r := expectExit(t, 1, "3 problems", "config", "validate", path)
+		for _, want := range []string{
+			`broken.yaml:3:3: retry.atempts: unknown key "atempts" (did you mean "attempts"?)`,
+			`broken.yaml:4:12: retry.delays[0]: expected a duration`,
+			`subscriptions.billing.concurrency`,
+		} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("validate: no %q in\n%s", want, r.stderr)
+			}
+		}
+	})
+	t.Run("BrokenTransportSection", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "broken.yaml", "service: checkout\ntransport:\n  kind: rabbitmq\n  rabbitmq:\n    urll: amqp://localhost/\n")
+		expectExit(t, 1, `broken.yaml:5:5: transport.rabbitmq.urll: unknown key "urll" (did you mean "url"?)`, "config", "validate", path)
+	})
+	t.Run("UnknownKind", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "nats.yaml", "service: checkout\ntransport: {kind: nats}\n")
+		expectExit(t, 1, `unknown transport kind "nats": busctl knows kafka, memory, rabbitmq, redis`, "config", "validate", path)
+	})
+	t.Run("UndefinedVariable", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "env.yaml", "service: ${BUSCTL_TEST_UNSET_VARIABLE}\n")
+		expectExit(t, 1, "BUSCTL_TEST_UNSET_VARIABLE", "config", "validate", path)
+	})
+	t.Run("MissingFile", func(t *testing.T) {
+		t.Parallel()
+		expectExit(t, 1, "no-such-file.yaml", "config", "validate", "no-such-file.yaml")
+	})
+	t.Run("NoFile", func(t *testing.T) {
+		t.Parallel()
+		expectExit(t, 2, "expected one FILE", "config", "validate")
+	})
+	t.Run("BrokerDown", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "down.yaml", "service: checkout\ntransport:\n  kind: rabbitmq\n  rabbitmq: {url: \"amqp://guest:s3cret@127.0.0.1:1/\"}\n")
+		r := expectExit(t, 1, "cannot reach the rabbitmq broker", "config", "validate", "--connect", "--timeout", "5s", path)
+		if strings.Contains(r.stderr, "s3cret") {
+			t.Errorf("the password leaked: %s", r.stderr)
+		}
+	})
+}
+
+func TestConfigShow(t *testing.T) {
+	t.Setenv("BUSCTL_TEST_RABBIT_URL", "amqp://app:s3cret@mq.internal:5672/prod")
+	path := writeFile(t, "app.yaml", `service: checkout
+transport:
+  kind: rabbitmq
+  rabbitmq: {url: "${BUSCTL_TEST_RABBIT_URL}", prefetch: 16}
+retry: {delays: [5s, 1m]}
+subscriptions:
+  billing: {concurrency: 4, retry: {attempts: 7}}
+topics: {orders.placed: orders.v1}
+`)
+	r := mustRun(t, "config", "show", path)
+	if strings.Contains(r.stdout, "s3cret") {
+		t.Fatalf("config show printed the password:\n%s", r.stdout)
+	}
+	for _, want := range []string{
+		`url: "amqp://app:xxxxx@mq.internal:5672/prod"`,
+		"shutdown_grace: 30s", // a default
+		"    concurrency: 4\n    timeout: 0s\n    ordered: false\n    retry:\n      attempts: 7\n",
+		"      delays: [5s, 1m]", // inherited by billing
+		"orders.placed: orders.v1",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("config show: no %q in\n%s", want, r.stdout)
+		}
+	}
+	// What show prints is a configuration that means the same.
+	shown, err := config.Parse([]byte(r.stdout), "shown.yaml", nil)
+	if err != nil {
+		t.Fatalf("config show's output does not load: %v\n%s", err, r.stdout)
+	}
+	orig, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := shown.RetryFor("billing"), orig.RetryFor("billing"); a.Attempts != b.Attempts || len(a.Delays) != len(b.Delays) || a.Backoff != b.Backoff {
+		t.Errorf("billing's policy changed through show: %+v, want %+v", a, b)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range [][]string{{"config", "validate"}, {"config", "show"}, {"publish"}, {"tail"},
+		{"poison", "list"}, {"poison", "show"}, {"poison", "replay"}, {"poison", "purge"}} {
+		r := mustRun(t, append(cmd, "--help")...)
+		if !strings.HasPrefix(r.stdout, "Usage: busctl "+strings.Join(cmd, " ")) || !strings.Contains(r.stdout, "Flags:") {
+			t.Errorf("%v --help:\n%s", cmd, r.stdout)
+		}
+	}
+	if r := mustRun(t, "--help"); !strings.Contains(r.stdout, "Exit codes:") {
+		t.Errorf("busctl --help:\n%s", r.stdout)
+	}
+	expectExit(t, 2, `unknown command "frobnicate"`, "frobnicate")
+	expectExit(t, 2, "flag provided but not defined: -bogus", "poison", "list", "--bogus")
+	mem := writeFile(t, "mem.yaml", "service: checkout\n")
+	expectExit(t, 2, "pass --topic T or --event NAME", "poison", "list", "--config", mem, "--group", "billing")
+	expectExit(t, 2, "--config FILE is required", "poison", "list", "--group", "billing", "--topic", "orders")
+	expectExit(t, 2, "select the messages to purge with --all, --id ID or --older-than D", "poison", "purge", "--config", mem, "--group", "billing", "--topic", "orders")
+	expectExit(t, 2, "the payload is not valid JSON", "publish", "--config", mem, "--event", "orders.placed", "--data", "{nope")
+	expectExit(t, 2, "invalid name", "poison", "list", "--config", mem, "--group", "bill ing", "--topic", "orders")
+	// Memory works, on a bus of its own, and says so.
+	r := mustRun(t, "poison", "list", "--config", mem, "--group", "billing", "--topic", "orders")
+	if !strings.Contains(r.stderr, "memory transport, which keeps messages inside one process") || !strings.Contains(r.stdout, "is empty") {
+		t.Errorf("poison list on memory: %s", r)
+	}
+}
