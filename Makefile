@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 30m
 
-.PHONY: all test test-short vet fmt-check lint bench bench-quick brokers quickstart fuzz
+.PHONY: all test test-short vet fmt-check lint bench bench-quick bench-micro brokers quickstart fuzz
 
 all: test
 
@@ -28,8 +28,16 @@ fmt-check:
 lint: vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
 
-## bench: the benchmarks, brokers included
+## bench: busline against plain Watermill and the raw clients on every transport, 3 runs; writes bench/RESULTS.md
 bench: brokers
+	$(GO) run ./bench -runs 3 -out bench/RESULTS.md
+
+## bench-quick: the same in under 2 minutes (smaller sizes, 1 run); prints the table, writes no file
+bench-quick: brokers
+	$(GO) run ./bench -quick -out ''
+
+## bench-micro: the testing.B benchmarks of every package
+bench-micro: brokers
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 $(PKGS)
 
 ## fuzz: each fuzz target for FUZZTIME (default 60s)

@@ -1,0 +1,262 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/busline/busline/transports/kafka"
+)
+
+// EnvKafkaBrokers is the environment variable read for Config.KafkaBrokers,
+// comma-separated.
+const EnvKafkaBrokers = "BUSLINE_KAFKA_BROKERS"
+
+// kafkaPartitions is the partition count of every benchmark topic.
+const kafkaPartitions = 3
+
+// openKafka opens the Kafka ways: Sarama's async producer and a consumer
+// group (raw), watermill-kafka v3, and busline's kafka transport. Without
+// brokers configured it starts an in-process kfake cluster, which then
+// shares the process's CPU with the clients.
+func openKafka(ctx context.Context, c *Config, _ string) (*plugin, error) {
+	brokers := c.KafkaBrokers
+	if len(brokers) == 0 && os.Getenv(EnvKafkaBrokers) != "" {
+		brokers = strings.Split(os.Getenv(EnvKafkaBrokers), ",")
+	}
+	p := &plugin{ways: map[string]way{}}
+	if len(brokers) == 0 {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(kafkaPartitions))
+		if err != nil {
+			return nil, fmt.Errorf("start kfake: %w", err)
+		}
+		p.closers = append(p.closers, func() error { cluster.Close(); return nil })
+		brokers = cluster.ListenAddrs()
+		p.describe = fmt.Sprintf("kfake (franz-go, in-process, 1 broker) at %s", strings.Join(brokers, ","))
+	} else {
+		p.describe = "Kafka at " + strings.Join(brokers, ",")
+	}
+	newConfig := func() *sarama.Config {
+		sc := sarama.NewConfig()
+		sc.Version = sarama.V2_8_0_0 // kfake needs it
+		sc.ClientID = "busline-bench"
+		return sc
+	}
+	admin, err := sarama.NewClusterAdmin(brokers, newConfig())
+	if err != nil {
+		_ = p.close()
+		return nil, fmt.Errorf("connect to Kafka at %s: %w (unset %s to use an in-process kfake)", strings.Join(brokers, ","), err, EnvKafkaBrokers)
+	}
+	p.closers = append(p.closers, admin.Close)
+	create := func(topic string) error {
+		err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: kafkaPartitions, ReplicationFactor: 1}, false)
+		if errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return nil
+		}
+		return err
+	}
+	deleteTopics := func(topics ...string) func(context.Context) error {
+		return func(context.Context) error {
+			for _, t := range topics {
+				_ = admin.DeleteTopic(t) // lanes that were never created do not exist
+			}
+			return nil
+		}
+	}
+	consumerConfig := func() *sarama.Config {
+		sc := newConfig()
+		sc.Consumer.Offsets.Initial = sarama.OffsetOldest // a new group reads what was published before it joined
+		return sc
+	}
+
+	producerConfig := newConfig()
+	producerConfig.Producer.Return.Successes = true
+	producer, err := sarama.NewAsyncProducer(brokers, producerConfig)
+	if err != nil {
+		_ = p.close()
+		return nil, fmt.Errorf("sarama async producer: %w", err)
+	}
+	var dispatch sync.WaitGroup
+	dispatch.Go(func() {
+		for m := range producer.Successes() {
+			m.Metadata.(*kafkaSender).done(nil)
+		}
+	})
+	dispatch.Go(func() {
+		for e := range producer.Errors() {
+			e.Msg.Metadata.(*kafkaSender).done(e.Err)
+		}
+	})
+	p.ways[WayRaw] = wayFuncs{
+		prep: func(_ context.Context, s spec) (topic, error) {
+			if err := create(s.topic); err != nil {
+				return nil, err
+			}
+			return &kafkaTopic{spec: s, brokers: brokers, producer: producer, config: consumerConfig, cleanup: deleteTopics(s.topic)}, nil
+		},
+		closeFn: func() error {
+			err := producer.Close()
+			dispatch.Wait()
+			return err
+		},
+	}
+
+	wmConfig := wmkafka.DefaultSaramaSyncPublisherConfig()
+	wmConfig.Version = sarama.V2_8_0_0
+	wmPub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{Brokers: brokers, Marshaler: wmkafka.DefaultMarshaler{}, OverwriteSaramaConfig: wmConfig}, watermill.NopLogger{})
+	if err != nil {
+		_ = p.close()
+		return nil, fmt.Errorf("watermill-kafka publisher: %w", err)
+	}
+	p.ways[WayWatermill] = wayFuncs{
+		prep: func(_ context.Context, s spec) (topic, error) {
+			if err := create(s.topic); err != nil {
+				return nil, err
+			}
+			return &routerTopic{spec: s, pub: wmPub, cleanup: deleteTopics(s.topic), newSub: func() (message.Subscriber, error) {
+				sc := wmkafka.DefaultSaramaSubscriberConfig()
+				sc.Version = sarama.V2_8_0_0
+				sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+				return wmkafka.NewSubscriber(wmkafka.SubscriberConfig{
+					Brokers: brokers, Unmarshaler: wmkafka.DefaultMarshaler{}, ConsumerGroup: s.group, OverwriteSaramaConfig: sc,
+				}, watermill.NopLogger{})
+			}}, nil
+		},
+		closeFn: wmPub.Close,
+	}
+
+	bt, err := kafka.New(ctx, kafka.Config{Brokers: brokers, Partitions: kafkaPartitions, ClientID: "busline-bench", Logger: quiet})
+	if err != nil {
+		_ = p.close()
+		return nil, fmt.Errorf("busline kafka transport: %w", err)
+	}
+	p.closers = append(p.closers, bt.Close)
+	btPub, err := bt.Publisher()
+	if err != nil {
+		_ = p.close()
+		return nil, err
+	}
+	p.ways[WayTransport] = wayFuncs{
+		prep: func(ctx context.Context, s spec) (topic, error) {
+			if err := bt.ProvisionGroup(ctx, s.topic, s.group); err != nil {
+				return nil, err
+			}
+			return &routerTopic{spec: s, pub: btPub, cleanup: deleteTopics(s.topic),
+				newSub: func() (message.Subscriber, error) { return bt.Subscriber(s.group) }}, nil
+		},
+		closeFn: btPub.Close,
+	}
+	p.ways[WayBusline] = wayFuncs{prep: func(_ context.Context, s spec) (topic, error) {
+		return prepareBusline(bt, s, deleteTopics(buslineTopics(s)...))
+	}}
+	return p, nil
+}
+
+// kafkaTopic is the raw Kafka way: the shared async producer and, to
+// consume, a Sarama consumer group that marks each handled message.
+type kafkaTopic struct {
+	spec     spec
+	brokers  []string
+	producer sarama.AsyncProducer
+	config   func() *sarama.Config
+	cleanup  func(context.Context) error
+}
+
+func (t *kafkaTopic) newSender(context.Context) (sender, error) { return &kafkaSender{t: t}, nil }
+
+func (t *kafkaTopic) consume(_ context.Context, handle func(int64)) (func() error, error) {
+	group, err := sarama.NewConsumerGroup(t.brokers, t.spec.group, t.config())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		h := kafkaHandler{handle: handle}
+		for ctx.Err() == nil {
+			if err := group.Consume(ctx, []string{t.spec.topic}, h); errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				return
+			}
+		}
+	})
+	return func() error {
+		cancel()
+		wg.Wait()
+		return group.Close()
+	}, nil
+}
+
+func (t *kafkaTopic) close(ctx context.Context) error { return t.cleanup(ctx) }
+
+// kafkaHandler handles each claimed message and marks it for the next
+// automatic offset commit.
+type kafkaHandler struct{ handle func(int64) }
+
+func (kafkaHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (kafkaHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (h kafkaHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case m, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			if sentAt, err := readSentAt(m.Value); err == nil {
+				h.handle(sentAt)
+			}
+			sess.MarkMessage(m, "")
+		case <-sess.Context().Done():
+			return nil
+		}
+	}
+}
+
+// kafkaSender hands messages to the async producer; flush waits for the
+// broker's acknowledgement of each.
+type kafkaSender struct {
+	t        *kafkaTopic
+	inflight sync.WaitGroup
+	mu       sync.Mutex
+	err      error
+}
+
+func (s *kafkaSender) send(ctx context.Context, sentAt int64) error {
+	s.inflight.Add(1)
+	select {
+	case s.t.producer.Input() <- &sarama.ProducerMessage{Topic: s.t.spec.topic, Value: sarama.ByteEncoder(rawPayload(s.t.spec.payloadSize, sentAt)), Metadata: s}:
+		return nil
+	case <-ctx.Done():
+		s.inflight.Done()
+		return ctx.Err()
+	}
+}
+
+func (s *kafkaSender) done(err error) {
+	if err != nil {
+		s.mu.Lock()
+		s.err = cmpOr(s.err, err)
+		s.mu.Unlock()
+	}
+	s.inflight.Done()
+}
+
+func (s *kafkaSender) flush(context.Context) error {
+	s.inflight.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.err
+	s.err = nil
+	return err
+}
+
+func (s *kafkaSender) close() error { return nil }

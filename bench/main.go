@@ -1,0 +1,130 @@
+// Command bench measures busline against plain Watermill and the raw broker
+// clients, on the same work in one run, and writes the table to
+// bench/RESULTS.md.
+//
+//	go run ./bench                        # full: 3 runs, every transport
+//	go run ./bench -quick                 # under 2 minutes
+//	go run ./bench -transports memory,redis -out /tmp/r.md
+//	go run ./bench -quick -cpuprofile cpu.out -transports rabbitmq -ways busline
+//
+// RabbitMQ and Redis must run on loopback (make brokers), or at
+// $BUSLINE_RABBITMQ_URL and $BUSLINE_REDIS_ADDR; Kafka is an in-process
+// kfake cluster unless $BUSLINE_KAFKA_BROKERS names brokers. A transport
+// whose broker is not reachable is reported as not measured. See
+// bench/README.md for what each column means.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/busline/busline/bench/harness"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	quick := flag.Bool("quick", false, "one run with small sizes, under 2 minutes")
+	transportList := flag.String("transports", strings.Join(harness.AllTransports, ","), "transports to measure, comma-separated")
+	wayList := flag.String("ways", strings.Join(harness.AllWays, ","), "ways to measure, comma-separated")
+	scenarioList := flag.String("scenarios", strings.Join(harness.AllScenarios, ","), "scenarios to run, comma-separated")
+	runs := flag.Int("runs", 0, "runs of each measurement, the table shows the median (default 3, 1 with -quick)")
+	size := flag.Int("size", 0, "payload size in bytes (default 256)")
+	messages := flag.Int("messages", 0, "messages of each publish and e2e measurement (default 20000, 5000 with -quick)")
+	backlog := flag.Int("backlog", 0, "drain backlog (default 50000, 5000 with -quick)")
+	publishers := flag.Int("publishers", 0, "publishing goroutines of publish-n, e2e and the backlog (default 64)")
+	consumers := flag.Int("consumers", 0, "handler concurrency of every way (default 1)")
+	maxDuration := flag.Duration("max", 0, "cap of each measurement (default 30s, 4s with -quick)")
+	out := flag.String("out", "bench/RESULTS.md", "file the markdown table is written to; empty: none")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile at the end of the run to this file")
+	verbose := flag.Bool("v", true, "print one line per measurement to stderr")
+	flag.Parse()
+
+	cfg := harness.Config{}
+	if *quick {
+		cfg = harness.Quick()
+	}
+	cfg.Transports = split(*transportList)
+	cfg.Ways = split(*wayList)
+	cfg.Scenarios = split(*scenarioList)
+	setIf(&cfg.Runs, *runs)
+	setIf(&cfg.PayloadSize, *size)
+	setIf(&cfg.PublishMessages, *messages)
+	setIf(&cfg.E2EMessages, *messages)
+	setIf(&cfg.Backlog, *backlog)
+	setIf(&cfg.Publishers, *publishers)
+	setIf(&cfg.Consumers, *consumers)
+	if *maxDuration > 0 {
+		cfg.MaxDuration = *maxDuration
+	}
+	if *verbose {
+		cfg.Progress = os.Stderr
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	start := time.Now()
+	rep, err := harness.Run(ctx, cfg)
+	if rep == nil {
+		return err
+	}
+	md := rep.Markdown()
+	fmt.Print(md)
+	if *out != "" {
+		if werr := os.WriteFile(*out, []byte(md), 0o644); werr != nil {
+			return werr
+		}
+		fmt.Fprintf(os.Stderr, "bench: wrote %s in %v\n", *out, time.Since(start).Round(time.Second))
+	}
+	if *memProfile != "" {
+		f, perr := os.Create(*memProfile)
+		if perr != nil {
+			return perr
+		}
+		defer func() { _ = f.Close() }()
+		if perr := pprof.Lookup("allocs").WriteTo(f, 0); perr != nil {
+			return perr
+		}
+	}
+	return err
+}
+
+func split(list string) []string {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func setIf(v *int, flagValue int) {
+	if flagValue > 0 {
+		*v = flagValue
+	}
+}
