@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/busline/busline/transports"
@@ -21,34 +20,47 @@ const handlerStopWait = 5 * time.Second
 // Bus publishes typed events and runs typed handlers over one transport.
 // Create it with New, register handlers with Subscribe, start them with Run
 // and stop with Close. A Bus is safe for concurrent use.
+//
+// Each subscription runs Concurrency workers per topic it consumes (the
+// event's topic and the group's retry lanes). A worker takes one message
+// from the transport's subscriber, runs it through the failure pipeline to
+// the handler, acks or nacks it, and takes the next: the handler runs on a
+// long-lived goroutine, and a message is taken only when a worker is free.
 type Bus struct {
 	cfg       Config
 	transport transports.Transport
 	publisher message.Publisher
-	router    *message.Router
 	logger    *slog.Logger
 
-	// inflight counts messages handed to handlers, for Close's grace period.
-	inflight *inflight
-	// stopping is closed when Close starts: subscriptions stop taking
-	// messages.
+	// stopping is closed when Close starts: workers take no more messages.
 	stopping chan struct{}
-	// drained is closed when Close has waited for in-flight handlers.
-	drained chan struct{}
-	// handlerCtx is the parent of every handler context's cancellation; it
-	// is cancelled when the grace period ends.
+	// handlerCtx is cancelled when the grace period ends: it cancels the
+	// contexts of the handlers still running.
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
+	// runCtx is the context of the subscriptions; cancelled once the
+	// workers stopped.
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	// workers counts the running workers.
+	workers sync.WaitGroup
+	running chan struct{} // closed when Run started every worker
 
 	mu          sync.Mutex
 	handlers    map[string]bool // "event/group" registered
-	subscribers map[string]*drainSubscriber
-	running     bool
+	pending     []worker        // registered, started by Run
+	subscribers map[string]message.Subscriber
+	started     bool // Run was called
 	closed      bool
 	closeDone   chan struct{}
 	closeErr    error
-	runCtx      context.Context
-	cancelRun   context.CancelFunc
+}
+
+// worker is one consumer loop: one Subscribe on topic, feeding handle.
+type worker struct {
+	sub    message.Subscriber
+	topic  string
+	handle message.HandlerFunc
 }
 
 // New returns a bus over t. It validates cfg and returns every problem at
@@ -65,27 +77,15 @@ func New(t transports.Transport, cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus.New: publisher: %w", err)
 	}
-	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{
-		slog.LevelInfo: slog.LevelDebug,
-	})
-	// The router's own close timeout only matters when it closes itself after
-	// Close drained its handlers; it must not cut the grace period short.
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.ShutdownGrace + handlerStopWait}, wlog)
-	if err != nil {
-		_ = pub.Close()
-		return nil, fmt.Errorf("bus.New: router: %w", err)
-	}
 	b := &Bus{
 		cfg:         cfg,
 		transport:   t,
 		publisher:   pub,
-		router:      router,
 		logger:      cfg.Logger,
 		stopping:    make(chan struct{}),
-		inflight:    newInflight(),
-		drained:     make(chan struct{}),
+		running:     make(chan struct{}),
 		handlers:    map[string]bool{},
-		subscribers: map[string]*drainSubscriber{},
+		subscribers: map[string]message.Subscriber{},
 		closeDone:   make(chan struct{}),
 	}
 	b.handlerCtx, b.cancelHandler = context.WithCancel(context.Background())
@@ -96,45 +96,102 @@ func New(t transports.Transport, cfg Config) (*Bus, error) {
 // Transport returns the transport the bus runs on.
 func (b *Bus) Transport() transports.Transport { return b.transport }
 
-// Router returns the Watermill router that runs the handlers, for adding
-// plain Watermill handlers or plugins before Run.
-func (b *Bus) Router() *message.Router { return b.router }
+// Running returns a channel closed once Run has started every handler
+// registered before it.
+func (b *Bus) Running() <-chan struct{} { return b.running }
 
 // Run starts the handlers registered with Subscribe and blocks until ctx is
 // done or Close is called; handlers subscribed while it runs start at once.
 // When ctx is done, Run shuts down as Close does, with cfg.ShutdownGrace, and
-// returns nil. It returns ErrRunning if the bus already runs and ErrClosed
-// after Close.
+// returns its result. It returns ErrRunning if the bus already runs and
+// ErrClosed after Close.
 func (b *Bus) Run(ctx context.Context) error {
 	b.mu.Lock()
 	switch {
 	case b.closed:
 		b.mu.Unlock()
 		return ErrClosed
-	case b.running:
+	case b.started:
 		b.mu.Unlock()
 		return ErrRunning
 	}
-	b.running = true
-	b.mu.Unlock()
-
-	routerErr := make(chan error, 1)
-	go func() { routerErr <- b.router.Run(b.runCtx) }()
-	select {
-	case <-b.router.Running():
-	case err := <-routerErr:
-		_ = b.Close(context.Background())
-		return fmt.Errorf("bus: run: %w", err)
+	b.started = true
+	pending := b.pending
+	b.pending = nil
+	var err error
+	for _, w := range pending {
+		if err = b.start(w); err != nil {
+			break
+		}
 	}
+	b.mu.Unlock()
+	if err != nil {
+		return errors.Join(fmt.Errorf("bus: run: %w", err), b.Close(context.Background()))
+	}
+	close(b.running)
 	select {
 	case <-ctx.Done():
-		err := b.Close(context.Background())
-		<-routerErr
-		return err
+		return b.Close(context.Background())
 	case <-b.closeDone:
-		<-routerErr
 		return nil
 	}
+}
+
+// start subscribes w and runs its loop. b.mu is held.
+func (b *Bus) start(w worker) error {
+	msgs, err := w.sub.Subscribe(b.runCtx, w.topic)
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", w.topic, err)
+	}
+	b.workers.Add(1)
+	go func() {
+		defer b.workers.Done()
+		b.loop(msgs, w.handle)
+	}()
+	return nil
+}
+
+// loop hands messages to handle one at a time until the bus stops or the
+// subscription ends.
+func (b *Bus) loop(msgs <-chan *message.Message, handle message.HandlerFunc) {
+	for {
+		select {
+		case <-b.stopping:
+			return
+		case msg, ok := <-msgs:
+			if !ok {
+				return
+			}
+			select {
+			case <-b.stopping:
+				msg.Nack() // taken as Close started: left for redelivery
+				return
+			default:
+			}
+			b.handle(msg, handle)
+		}
+	}
+}
+
+// handle runs one message through handle with a context that Close cancels
+// when the grace period ends, and acks or nacks it.
+func (b *Bus) handle(msg *message.Message, handle message.HandlerFunc) {
+	ctx, cancel := context.WithCancel(msg.Context())
+	stop := context.AfterFunc(b.handlerCtx, cancel)
+	msg.SetContext(ctx)
+	_, err := handle(msg)
+	stop()
+	cancel()
+	if err != nil {
+		// Only a stop, or a lane publish that failed, gets here: the
+		// pipeline turns every handler failure into a lane move.
+		if b.handlerCtx.Err() == nil && msg.Context().Err() == nil {
+			b.logger.Warn("busline: message left for redelivery", "message_id", msg.UUID, "err", err)
+		}
+		msg.Nack()
+		return
+	}
+	msg.Ack()
 }
 
 // Close stops the bus gracefully: subscriptions stop taking messages,
@@ -152,11 +209,14 @@ func (b *Bus) Close(ctx context.Context) error {
 		return b.closeErr
 	}
 	b.closed = true
-	wasRunning := b.running
 	b.mu.Unlock()
 
 	close(b.stopping)
-	idle := b.inflight.close()
+	idle := make(chan struct{})
+	go func() {
+		b.workers.Wait()
+		close(idle)
+	}()
 	var errs []error
 	if !waitIdle(ctx, idle, b.cfg.ShutdownGrace) {
 		b.cancelHandler()
@@ -165,12 +225,7 @@ func (b *Bus) Close(ctx context.Context) error {
 		}
 	}
 	b.cancelHandler()
-	close(b.drained)
-	if wasRunning {
-		if err := b.router.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("bus: close router: %w", err))
-		}
-	}
+	b.cancelRun()
 	b.mu.Lock()
 	for _, s := range b.subscribers {
 		if err := s.Close(); err != nil {
@@ -178,7 +233,6 @@ func (b *Bus) Close(ctx context.Context) error {
 		}
 	}
 	b.mu.Unlock()
-	b.cancelRun()
 	if err := b.publisher.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("bus: close publisher: %w", err))
 	}

@@ -52,7 +52,7 @@ func run(t *testing.T, b *bus.Bus) {
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	select {
-	case <-b.Router().Running():
+	case <-b.Running():
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}

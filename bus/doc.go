@@ -31,6 +31,15 @@
 // says otherwise. The topic is the event name, or what Config.Topics maps it
 // to. A client in any language can publish or consume busline events.
 //
+// # Handlers
+//
+// A subscription runs Concurrency workers on each topic it consumes. A
+// worker takes one message, runs it through the failure pipeline (package
+// middleware) to the handler on its own long-lived goroutine, acks or nacks
+// it, then takes the next: busline does not use Watermill's router, which
+// starts a goroutine per message and closes subscriptions before in-flight
+// handlers finish.
+//
 // # Delivery semantics
 //
 // At least once. Publish returns nil only once the transport has the message.

@@ -109,8 +109,9 @@ func decodeFailure(event string, err error) error {
 	return &middleware.PermanentError{Err: &DecodeError{Event: event, Err: err}, Reason: middleware.ReasonDecode}
 }
 
-// addSubscription provisions the group and adds cfg.Concurrency router
-// handlers for it, all consuming from one subscriber of the group.
+// addSubscription provisions the group on the topic and its lanes, and adds
+// cfg.Concurrency workers per topic, all consuming through one subscriber of
+// the group; they start with Run, or at once if the bus runs.
 func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig, h message.NoPublishHandlerFunc) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -121,7 +122,7 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 	if b.handlers[key] {
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, ErrDuplicateHandler)
 	}
-	lanes := middleware.Lanes{Publisher: b.publisher, Topic: topic, Group: group, Delays: cfg.Delays}
+	lanes := middleware.Lanes{Publisher: b.publisher, Topic: topic, Group: group, Delays: cfg.Delays, Handler: key}
 	// Tier 1 is consumed even without delays: replays from the poison lane
 	// arrive there.
 	topics := []string{topic}
@@ -137,23 +138,28 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 	}
 	attempt := middleware.Retry(*cfg.Retry)(middleware.Timeout(cfg.Timeout)(middleware.Recoverer(
 		func(msg *message.Message) ([]*message.Message, error) { return nil, h(msg) })))
-	main := b.guard(lanes.Middleware(attempt))
-	delayed := b.guard(middleware.Due(lanes.Middleware(attempt)))
+	main := lanes.Middleware(attempt)
+	delayed := middleware.Due(main)
+	var workers []worker
 	for i, t := range topics {
-		handler := main
+		handle := main
 		if i > 0 {
-			handler = delayed
+			handle = delayed
 		}
-		for n := range cfg.Concurrency {
-			b.router.AddConsumerHandler(fmt.Sprintf("%s/%s/%d", key, t, n), t, sub, handler)
+		for range cfg.Concurrency {
+			workers = append(workers, worker{sub: sub, topic: t, handle: handle})
 		}
+	}
+	if b.started {
+		for _, w := range workers {
+			if err := b.start(w); err != nil {
+				return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, err)
+			}
+		}
+	} else {
+		b.pending = append(b.pending, workers...)
 	}
 	b.handlers[key] = true
-	if b.running {
-		if err := b.router.RunHandlers(b.runCtx); err != nil {
-			return fmt.Errorf("bus.Subscribe %s for group %s: start: %w", event, group, err)
-		}
-	}
 	return nil
 }
 
@@ -174,36 +180,14 @@ func (b *Bus) provision(topics []string, group string) error {
 
 // subscriber returns the bus's subscriber for group, creating it on first
 // use. b.mu is held.
-func (b *Bus) subscriber(group string) (*drainSubscriber, error) {
+func (b *Bus) subscriber(group string) (message.Subscriber, error) {
 	if s, ok := b.subscribers[group]; ok {
 		return s, nil
 	}
-	sub, err := b.transport.Subscriber(group)
+	s, err := b.transport.Subscriber(group)
 	if err != nil {
 		return nil, fmt.Errorf("subscriber: %w", err)
 	}
-	s := &drainSubscriber{sub: sub, inflight: b.inflight, stopping: b.stopping, drained: b.drained}
 	b.subscribers[group] = s
 	return s, nil
-}
-
-// guard wraps every handler of the bus: it gives the handler a context that
-// Close cancels when the grace period ends, acks or nacks the message as soon
-// as the handler returns, and tells Close the message is finished.
-func (b *Bus) guard(h message.HandlerFunc) message.NoPublishHandlerFunc {
-	return func(msg *message.Message) error {
-		defer b.inflight.release()
-		ctx, cancel := context.WithCancel(msg.Context())
-		defer cancel()
-		stop := context.AfterFunc(b.handlerCtx, cancel)
-		defer stop()
-		msg.SetContext(ctx)
-		_, err := h(msg)
-		if err != nil {
-			msg.Nack()
-		} else {
-			msg.Ack()
-		}
-		return err
-	}
 }

@@ -49,6 +49,10 @@ type Lanes struct {
 	// Empty means no delayed redelivery: failures go to the poison lane.
 	Delays []time.Duration
 
+	// Handler names the handler in failure records (MetaHandler). Default:
+	// the Watermill router's handler name in the message's context, if any.
+	Handler string
+
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
 }
@@ -90,7 +94,9 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 	if f.Topic == "" {
 		f.Topic = l.Topic
 	}
-	if name := message.HandlerNameFromCtx(msg.Context()); name != "" {
+	if l.Handler != "" {
+		f.Handler = l.Handler
+	} else if name := message.HandlerNameFromCtx(msg.Context()); name != "" {
 		f.Handler = name
 	}
 	if pos := msg.Metadata.Get(PositionMetadataKey); pos != "" {

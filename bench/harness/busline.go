@@ -74,7 +74,7 @@ func (t *buslineTopic) consume(ctx context.Context, handle func(int64)) (func() 
 	t.runErr = make(chan error, 1)
 	go func() { t.runErr <- t.b.Run(context.Background()) }()
 	select {
-	case <-t.b.Router().Running():
+	case <-t.b.Running():
 	case err := <-t.runErr:
 		return nil, fmt.Errorf("bus.Run: %w", err)
 	case <-ctx.Done():

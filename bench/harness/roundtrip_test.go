@@ -37,7 +37,7 @@ func BenchmarkRoundTripBuslineMemory(b *testing.B) {
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- bs.Run(context.Background()) }()
-	<-bs.Router().Running()
+	<-bs.Running()
 	e := harness.Sample{Pad: strings.Repeat("x", 216)} // 256 bytes of JSON
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -94,7 +94,7 @@ func run(ctx context.Context, out io.Writer, lookupEnv func(string) (string, boo
 	runErr := make(chan error, 1)
 	go func() { runErr <- b.Run(runCtx) }()
 	select {
-	case <-b.Router().Running():
+	case <-b.Running():
 	case err := <-runErr:
 		return err
 	}

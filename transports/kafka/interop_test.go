@@ -101,7 +101,7 @@ func runBus(t testing.TB, b *bus.Bus) {
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	select {
-	case <-b.Router().Running():
+	case <-b.Running():
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}

@@ -40,7 +40,7 @@ func newBus(t *testing.T, tr *rabbitmq.Transport, topic string, subscribe func(b
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	select {
-	case <-b.Router().Running():
+	case <-b.Running():
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}

@@ -49,7 +49,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- b.Run(ctx) }()
-		<-b.Router().Running()
+		<-b.Running()
 		t.Cleanup(func() { cancel(); <-done })
 		return b
 	}

@@ -93,7 +93,7 @@ func runBus(t *testing.T, tr *redis.Transport, topic, group string, s *seen) *bu
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	select {
-	case <-b.Router().Running():
+	case <-b.Running():
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}

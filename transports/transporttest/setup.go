@@ -68,7 +68,7 @@ func (e *env) run(b *bus.Bus) {
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	select {
-	case <-b.Router().Running():
+	case <-b.Running():
 	case err := <-done:
 		e.t.Fatalf("Run: %v", err)
 	}
