@@ -14,6 +14,7 @@ import (
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports/memory"
+	"github.com/busline/busline/transports/transporttest"
 )
 
 func TestMain(m *testing.M) {
@@ -46,23 +47,7 @@ func setup(t *testing.T, cfg bus.Config) (*bus.Bus, *memory.Transport) {
 	return b, tr
 }
 
-func run(t *testing.T, b *bus.Bus) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.Running():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-}
+func run(t *testing.T, b *bus.Bus) { transporttest.Start(t, b) }
 
 func TestValidateName(t *testing.T) {
 	t.Parallel()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports/kafka"
+	"github.com/busline/busline/transports/transporttest"
 )
 
 type orderPlaced struct {
@@ -95,21 +96,7 @@ func newBus(t testing.TB, tr *kafka.Transport, topic string) *bus.Bus {
 }
 
 // runBus runs b until the end of the test.
-func runBus(t testing.TB, b *bus.Bus) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.Running():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-}
+func runBus(t testing.TB, b *bus.Bus) { transporttest.Start(t, b) }
 
 // publish publishes one message with id as UUID and payload.
 func publish(t testing.TB, tr *kafka.Transport, topic, id string) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports/rabbitmq"
+	"github.com/busline/busline/transports/transporttest"
 )
 
 // OrderPlaced is the event of the interop and crash tests.
@@ -36,20 +37,7 @@ func newBus(t *testing.T, tr *rabbitmq.Transport, topic string, subscribe func(b
 	if subscribe != nil {
 		subscribe(b)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.Running():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	transporttest.Start(t, b)
 	return b
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports/redis"
+	"github.com/busline/busline/transports/transporttest"
 )
 
 // order is the event the tests publish.
@@ -89,18 +90,7 @@ func runBus(t *testing.T, tr *redis.Transport, topic, group string, s *seen) *bu
 		}
 	}
 	t.Cleanup(func() { dropStreams(tr, topic) })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.Running():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	transporttest.Start(t, b)
 	return b
 }
 

@@ -63,22 +63,7 @@ func (e *env) newBus(cfg bus.Config) *bus.Bus {
 }
 
 // run starts b in the background; it stops at the end of the case.
-func (e *env) run(b *bus.Bus) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.Running():
-	case err := <-done:
-		e.t.Fatalf("Run: %v", err)
-	}
-	e.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			e.t.Errorf("Run: %v", err)
-		}
-	})
-}
+func (e *env) run(b *bus.Bus) { Start(e.t, b) }
 
 // recordingInstance starts a new running instance of group that records
 // every event it handles: the "next process" of a case.
