@@ -192,11 +192,11 @@ func (c Config) Validate() error {
 	u, err := url.Parse(c.URL)
 	switch {
 	case err != nil:
-		errs = append(errs, fmt.Errorf("url %s is not a valid URL (want amqp://user:password@host:5672/vhost; percent-encode reserved characters in the password)", redactURL(c.URL)))
+		errs = append(errs, fmt.Errorf("url %s is not a valid URL (want amqp://user:password@host:5672/vhost; percent-encode reserved characters in the password)", transports.RedactURL(c.URL)))
 	case u.Scheme != "amqp" && u.Scheme != "amqps":
-		errs = append(errs, fmt.Errorf("url %s: scheme must be amqp or amqps", redactURL(c.URL)))
+		errs = append(errs, fmt.Errorf("url %s: scheme must be amqp or amqps", transports.RedactURL(c.URL)))
 	case u.Scheme == "amqp" && !c.TLS.isZero():
-		errs = append(errs, fmt.Errorf("tls is set but url %s is not amqps:// (use amqps:// to connect with TLS)", redactURL(c.URL)))
+		errs = append(errs, fmt.Errorf("tls is set but url %s is not amqps:// (use amqps:// to connect with TLS)", transports.RedactURL(c.URL)))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls.cert_file and tls.key_file must be set together"))
@@ -257,7 +257,7 @@ func (c Config) Validate() error {
 // String returns c with the URL's password redacted.
 func (c Config) String() string {
 	r := c
-	r.URL = redactURL(c.URL)
+	r.URL = transports.RedactURL(c.URL)
 	r.Logger = nil
 	type plain Config // no String method: no recursion
 	return fmt.Sprintf("%+v", plain(r))

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/transports"
 )
 
 // connection keeps one AMQP connection open: when the broker closes it or
@@ -99,7 +101,7 @@ func connectError(err error, cfg *Config) error {
 	case strings.Contains(err.Error(), "tls:"):
 		hint = "check the TLS settings: tls.ca_file, tls.cert_file, tls.key_file"
 	}
-	return redactError(fmt.Errorf("connect to RabbitMQ at %s: %w (%s)", redactURL(cfg.URL), err, hint), cfg.URL)
+	return redactError(fmt.Errorf("connect to RabbitMQ at %s: %w (%s)", transports.RedactURL(cfg.URL), err, hint), cfg.URL)
 }
 
 func (c *connection) set(conn *amqp.Connection) {
@@ -130,7 +132,7 @@ func (c *connection) watch(conn *amqp.Connection) {
 			return
 		}
 		c.set(conn)
-		c.cfg.Logger.Info("rabbitmq: reconnected", "role", c.role, "url", redactURL(c.cfg.URL))
+		c.cfg.Logger.Info("rabbitmq: reconnected", "role", c.role, "url", transports.RedactURL(c.cfg.URL))
 	}
 }
 
@@ -190,7 +192,7 @@ func (c *connection) get(ctx context.Context) (*amqp.Connection, uint64, error) 
 			case <-c.closing:
 				return nil, 0, ErrClosed
 			case <-ctx.Done():
-				return nil, 0, fmt.Errorf("rabbitmq: waiting for the connection to %s: %w", redactURL(c.cfg.URL), ctx.Err())
+				return nil, 0, fmt.Errorf("rabbitmq: waiting for the connection to %s: %w", transports.RedactURL(c.cfg.URL), ctx.Err())
 			case <-time.After(10 * time.Millisecond):
 			}
 			continue
@@ -200,7 +202,7 @@ func (c *connection) get(ctx context.Context) (*amqp.Connection, uint64, error) 
 		case <-c.closing:
 			return nil, 0, ErrClosed
 		case <-ctx.Done():
-			return nil, 0, fmt.Errorf("rabbitmq: broker at %s unreachable, still reconnecting: %w", redactURL(c.cfg.URL), ctx.Err())
+			return nil, 0, fmt.Errorf("rabbitmq: broker at %s unreachable, still reconnecting: %w", transports.RedactURL(c.cfg.URL), ctx.Err())
 		}
 	}
 }

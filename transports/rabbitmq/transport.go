@@ -132,7 +132,7 @@ func (t *Transport) Health(ctx context.Context) error {
 		conn := c.conn
 		c.mu.Unlock()
 		if conn == nil || conn.IsClosed() {
-			return fmt.Errorf("rabbitmq: %s connection to %s is down, reconnecting", c.role, redactURL(t.cfg.URL))
+			return fmt.Errorf("rabbitmq: %s connection to %s is down, reconnecting", c.role, transports.RedactURL(t.cfg.URL))
 		}
 		ch, _, err := c.channel(ctx)
 		if err != nil {

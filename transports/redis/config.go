@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -205,7 +204,7 @@ func (c *Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.URL != "" {
 		if _, err := goredis.ParseURL(c.URL); err != nil {
-			bad("url %q: %s (want redis://[user:password@]host:port/db or rediss://...)", redactURL(c.URL), redactText(err.Error(), c.Password, c.URL))
+			bad("url %q: %s (want redis://[user:password@]host:port/db or rediss://...)", transports.RedactURL(c.URL), transports.RedactError(err, c.secrets()...))
 		}
 	}
 	if c.URL != "" && (c.Password != "" || c.Username != "" || c.DB != 0) {
@@ -280,7 +279,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("tls", c.TLS.Enabled || strings.HasPrefix(c.URL, "rediss:")),
 	}
 	if c.URL != "" {
-		attrs = append(attrs, slog.String("url", redactURL(c.URL)))
+		attrs = append(attrs, slog.String("url", transports.RedactURL(c.URL)))
 	}
 	if len(c.ClusterAddrs) > 0 {
 		attrs = append(attrs, slog.Any("cluster_addrs", c.ClusterAddrs))
@@ -300,7 +299,7 @@ func (c *Config) target() string {
 	case len(c.ClusterAddrs) > 0:
 		return "cluster " + strings.Join(c.ClusterAddrs, ",")
 	case c.URL != "":
-		return redactURL(c.URL)
+		return transports.RedactURL(c.URL)
 	default:
 		return c.Addr
 	}
@@ -328,7 +327,7 @@ func (c *Config) client() (goredis.UniversalClient, error) {
 	opts := &goredis.Options{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB}
 	if c.URL != "" {
 		if opts, err = goredis.ParseURL(c.URL); err != nil {
-			return nil, fmt.Errorf("url %s: %s", redactURL(c.URL), redactText(err.Error(), c.Password, c.URL))
+			return nil, fmt.Errorf("url %s: %s", transports.RedactURL(c.URL), transports.RedactError(err, c.secrets()...))
 		}
 	}
 	if tlsCfg != nil {
@@ -362,34 +361,8 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// redactURL returns raw with its password replaced by "xxxxx".
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		if i := strings.LastIndex(raw, "@"); i >= 0 {
-			if j := strings.Index(raw, "://"); j >= 0 && j < i {
-				return raw[:j+3] + "xxxxx" + raw[i:]
-			}
-			return "xxxxx" + raw[i:]
-		}
-		return raw
-	}
-	return u.Redacted()
-}
-
-// redactText removes every secret from s.
-func redactText(s string, secrets ...string) string {
-	for _, sec := range secrets {
-		if sec == "" {
-			continue
-		}
-		if u, err := url.Parse(sec); err == nil && u.User != nil {
-			if p, ok := u.User.Password(); ok && p != "" {
-				s = strings.ReplaceAll(s, p, "xxxxx")
-			}
-			continue
-		}
-		s = strings.ReplaceAll(s, sec, "xxxxx")
-	}
-	return s
+// secrets returns what of c must never be printed: the password, the URL
+// and the URL's password.
+func (c *Config) secrets() []string {
+	return append(transports.URLSecrets(c.URL), c.URL, c.Password)
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/busline/busline/transports"
 )
 
 // ErrClosed is returned when publishing or subscribing through a closed
@@ -38,26 +40,8 @@ func (e *MalformedEntryError) Error() string {
 	return fmt.Sprintf("redis transport: malformed stream entry %s: %s", e.ID, e.Reason)
 }
 
-// secretError hides the password in an error's text while keeping errors.Is
-// and errors.As working on the original.
-type secretError struct {
-	msg string
-	err error
-}
-
-func (e *secretError) Error() string { return e.msg }
-func (e *secretError) Unwrap() error { return e.err }
-
-// redact returns err with every credential of the configuration removed from
-// its text.
+// redact returns err with every credential of the configuration removed
+// from its text and from the texts of the errors it wraps.
 func (t *Transport) redact(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	clean := redactText(msg, t.secrets...)
-	if clean == msg {
-		return err
-	}
-	return &secretError{msg: clean, err: err}
+	return transports.RedactError(err, t.secrets...)
 }

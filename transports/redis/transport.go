@@ -68,7 +68,7 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 	t := &Transport{
 		cfg:         cfg,
 		client:      client,
-		secrets:     []string{cfg.Password, cfg.URL},
+		secrets:     cfg.secrets(),
 		closed:      make(chan struct{}),
 		provisioned: map[string]map[string]bool{},
 		subscribers: map[*subscriber]struct{}{},
@@ -94,7 +94,7 @@ func NewWithClient(client goredis.UniversalClient, cfg Config) (*Transport, erro
 	return &Transport{
 		cfg:         cfg,
 		client:      client,
-		secrets:     []string{cfg.Password, cfg.URL},
+		secrets:     cfg.secrets(),
 		closed:      make(chan struct{}),
 		provisioned: map[string]map[string]bool{},
 		subscribers: map[*subscriber]struct{}{},
