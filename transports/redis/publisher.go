@@ -1,7 +1,7 @@
 package redis
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -17,14 +17,12 @@ type publisher struct {
 	once   sync.Once
 }
 
-// Publish appends msgs to topic's stream with one pipelined XADD each and
-// returns once Redis stored them all. Publishing is all-or-error per
-// message: on error, some of msgs may be stored.
+// Publish appends msgs to topic's stream and returns once Redis stored them
+// all. The XADDs of concurrent Publish calls share pipelines (see batcher).
+// On error, some of msgs may be stored.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	select {
 	case <-p.closed:
-		return ErrClosed
-	case <-p.t.closed:
 		return ErrClosed
 	default:
 	}
@@ -35,21 +33,18 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 		return nil
 	}
 	stream := p.t.Stream(topic)
-	ctx := context.Background()
-	if len(msgs) > 0 && msgs[0].Context() != nil {
-		ctx = context.WithoutCancel(msgs[0].Context())
-	}
-	cmds := make([]*goredis.StringCmd, len(msgs))
-	_, err := p.t.client.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
-		for i, m := range msgs {
-			vals, err := encode(m)
-			if err != nil {
-				return fmt.Errorf("redis transport: publish %s to %s: %w", m.UUID, topic, err)
-			}
-			cmds[i] = pipe.XAdd(ctx, p.t.xaddArgs(stream, vals))
+	args := make([]*goredis.XAddArgs, len(msgs))
+	for i, m := range msgs {
+		vals, err := encode(m)
+		if err != nil {
+			return fmt.Errorf("redis transport: publish %s to %s: %w", m.UUID, topic, err)
 		}
-		return nil
-	})
+		args[i] = p.t.xaddArgs(stream, vals)
+	}
+	cmds, err := p.t.batcher.do(args)
+	if errors.Is(err, ErrClosed) {
+		return ErrClosed
+	}
 	if err != nil {
 		return p.t.redact(fmt.Errorf("redis transport: publish to %s: %w", stream, err))
 	}

@@ -38,8 +38,9 @@ type Transport struct {
 	client  goredis.UniversalClient
 	secrets []string
 
-	closed chan struct{}
-	once   sync.Once
+	closed  chan struct{}
+	once    sync.Once
+	batcher *batcher // shares pipelines between concurrent publishers
 
 	mu          sync.Mutex
 	provisioned map[string]map[string]bool
@@ -65,16 +66,9 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis transport: %w", err)
 	}
-	t := &Transport{
-		cfg:         cfg,
-		client:      client,
-		secrets:     cfg.secrets(),
-		closed:      make(chan struct{}),
-		provisioned: map[string]map[string]bool{},
-		subscribers: map[*subscriber]struct{}{},
-	}
+	t := newTransport(cfg, client)
 	if err := client.Ping(ctx).Err(); err != nil {
-		_ = client.Close()
+		_ = t.Close()
 		return nil, t.redact(fmt.Errorf("redis transport: cannot reach Redis at %s: %w (is redis-server running? start one with `make brokers` (scripts/brokers.sh), or set transport.redis.addr / BUSLINE_REDIS_ADDR)", cfg.target(), err))
 	}
 	return t, nil
@@ -91,14 +85,19 @@ func NewWithClient(client goredis.UniversalClient, cfg Config) (*Transport, erro
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("redis transport: invalid config: %w", err)
 	}
+	return newTransport(cfg, client), nil
+}
+
+func newTransport(cfg Config, client goredis.UniversalClient) *Transport {
 	return &Transport{
 		cfg:         cfg,
 		client:      client,
 		secrets:     cfg.secrets(),
 		closed:      make(chan struct{}),
+		batcher:     newBatcher(client),
 		provisioned: map[string]map[string]bool{},
 		subscribers: map[*subscriber]struct{}{},
-	}, nil
+	}
 }
 
 // Client returns the go-redis client the transport uses.
@@ -201,6 +200,7 @@ func (t *Transport) Close() error {
 		for _, s := range subs {
 			_ = s.Close()
 		}
+		t.batcher.close()
 		err = t.redact(t.client.Close())
 	})
 	return err
