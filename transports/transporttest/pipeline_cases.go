@@ -108,7 +108,7 @@ func testMixedFailures(t *testing.T, h *Harness) {
 		}
 	}
 	lost := 0
-	inPoison := map[int]PoisonCheck{}
+	inPoison := map[int]poisonCheck{}
 	for _, pm := range poisoned {
 		var ev Event
 		if err := json.Unmarshal(pm.Payload, &ev); err != nil {
@@ -118,7 +118,7 @@ func testMixedFailures(t *testing.T, h *Harness) {
 		if !bytes.Equal(pm.Payload, want) {
 			t.Errorf("poison payload %s, want the original bytes %s", pm.Payload, want)
 		}
-		inPoison[ev.Seq] = PoisonCheck{pm}
+		inPoison[ev.Seq] = poisonCheck{pm}
 	}
 	for seq := range n {
 		_, ok := inPoison[seq]
@@ -157,8 +157,8 @@ func testMixedFailures(t *testing.T, h *Harness) {
 	t.Logf("%d events: %d handled once, %d duplicates, %d poisoned, %d lost", n, len(successes), duplicates, len(poisoned), lost)
 }
 
-// PoisonCheck wraps a poison message for the checks above.
-type PoisonCheck struct{ bus.PoisonMessage }
+// poisonCheck is a poison message under check.
+type poisonCheck struct{ bus.PoisonMessage }
 
 // waitPoison lists the lane until it holds want messages, and returns them.
 func waitPoison(t *testing.T, e *env, lane *bus.PoisonLane, want int) []bus.PoisonMessage {
