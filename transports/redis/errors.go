@@ -22,11 +22,13 @@ type GroupLostError struct {
 	Err    error     // the error that revealed it (NOGROUP)
 }
 
+// Error says what was lost and how to prevent it.
 func (e *GroupLostError) Error() string {
 	return fmt.Sprintf("redis transport: consumer group %s on stream %s was lost at %s and recreated (%v): entries published before the loss and not yet handled are gone; enable persistence (appendonly yes) to prevent this",
 		e.Group, e.Stream, e.At.Format(time.RFC3339), e.Err)
 }
 
+// Unwrap returns the error that revealed the loss.
 func (e *GroupLostError) Unwrap() error { return e.Err }
 
 // MalformedEntryError says why an entry could not be read as a message. It
@@ -36,6 +38,7 @@ type MalformedEntryError struct {
 	Reason string
 }
 
+// Error names the entry and why it could not be read.
 func (e *MalformedEntryError) Error() string {
 	return fmt.Sprintf("redis transport: malformed stream entry %s: %s", e.ID, e.Reason)
 }
