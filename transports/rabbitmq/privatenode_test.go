@@ -1,14 +1,7 @@
 package rabbitmq_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/busline/busline/internal/testcerts"
 )
 
 // privateNode is a RabbitMQ node of the tests' own, on other ports than the
@@ -27,7 +22,7 @@ type privateNode struct {
 	name          string
 	dir           string
 	port, tlsPort int
-	certs         testCerts
+	certs         testcerts.Files
 
 	mu     sync.Mutex
 	exited chan error // receives rabbitmq-server's exit; nil while stopped
@@ -83,7 +78,7 @@ func newPrivateNode() (*privateNode, error) {
 	}
 	port := privateNodePort()
 	n := &privateNode{name: fmt.Sprintf("busline-test-%d@localhost", port), dir: dir, port: port, tlsPort: port + 1}
-	n.certs, err = generateCerts(dir)
+	n.certs, err = testcerts.Write(dir)
 	if err != nil {
 		return nil, fmt.Errorf("generate certificates: %w", err)
 	}
@@ -193,96 +188,4 @@ func stopPrivateNode() {
 	}
 	_ = node.stop()
 	_ = os.RemoveAll(node.dir)
-}
-
-// testCerts are the PEM files of a test CA, a server certificate for
-// localhost and 127.0.0.1, a client certificate, and a second CA that signed
-// nothing here.
-type testCerts struct {
-	CA, ServerCert, ServerKey, ClientCert, ClientKey, OtherCA string
-}
-
-func generateCerts(dir string) (testCerts, error) {
-	c := testCerts{
-		CA: filepath.Join(dir, "ca.pem"), ServerCert: filepath.Join(dir, "server.pem"), ServerKey: filepath.Join(dir, "server.key"),
-		ClientCert: filepath.Join(dir, "client.pem"), ClientKey: filepath.Join(dir, "client.key"), OtherCA: filepath.Join(dir, "other-ca.pem"),
-	}
-	caKey, caCert, err := newCA("busline test CA", c.CA)
-	if err != nil {
-		return c, err
-	}
-	if _, _, err := newCA("unrelated CA", c.OtherCA); err != nil {
-		return c, err
-	}
-	server := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if err := issue(server, caCert, caKey, c.ServerCert, c.ServerKey); err != nil {
-		return c, err
-	}
-	client := &x509.Certificate{
-		SerialNumber: big.NewInt(3),
-		Subject:      pkix.Name{CommonName: "guest"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	return c, issue(client, caCert, caKey, c.ClientCert, c.ClientKey)
-}
-
-func newCA(name, certPath string) (*ecdsa.PrivateKey, *x509.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, err
-	}
-	return key, cert, writePEM(certPath, "CERTIFICATE", der)
-}
-
-func issue(tmpl, ca *x509.Certificate, caKey *ecdsa.PrivateKey, certPath, keyPath string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return err
-	}
-	if err := writePEM(certPath, "CERTIFICATE", der); err != nil {
-		return err
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	return writePEM(keyPath, "PRIVATE KEY", kder)
-}
-
-// writePEM writes world-readable files: the broker runs as another user.
-func writePEM(path, typ string, der []byte) error {
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644)
 }
