@@ -176,12 +176,8 @@ func (b *Bus) loop(msgs <-chan *message.Message, handle message.HandlerFunc) {
 // handle runs one message through handle with a context that Close cancels
 // when the grace period ends, and acks or nacks it.
 func (b *Bus) handle(msg *message.Message, handle message.HandlerFunc) {
-	ctx, cancel := context.WithCancel(msg.Context())
-	stop := context.AfterFunc(b.handlerCtx, cancel)
-	msg.SetContext(ctx)
+	msg.SetContext(handlerContext{Context: b.handlerCtx, values: msg.Context()})
 	_, err := handle(msg)
-	stop()
-	cancel()
 	if err != nil {
 		// Only a stop, or a lane publish that failed, gets here: the
 		// pipeline turns every handler failure into a lane move.
@@ -192,6 +188,26 @@ func (b *Bus) handle(msg *message.Message, handle message.HandlerFunc) {
 		return
 	}
 	msg.Ack()
+}
+
+// handlerContext is a handler's context: the values of the message's
+// context (those the transport set), and the deadline and cancellation of
+// the bus's handler context, which Close cancels when the grace period ends.
+// It costs one small allocation per message, where deriving a context from
+// both costs a cancel context and a registration on the bus's.
+type handlerContext struct {
+	context.Context
+	values context.Context
+}
+
+// Value looks key up in the message's context.
+func (c handlerContext) Value(key any) any { return c.values.Value(key) }
+
+// AfterFunc lets contexts derived from c (context.WithCancel, WithTimeout)
+// follow its cancellation without a goroutine each: package context uses
+// this method when a parent has it.
+func (c handlerContext) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(c.Context, f)
 }
 
 // Close stops the bus gracefully: subscriptions stop taking messages,

@@ -222,3 +222,40 @@ func TestRawEvent(t *testing.T) {
 		t.Fatal("raw event not handled")
 	}
 }
+
+// TestDerivedContextsCancelledOnClose: a context a handler derives from its
+// own is cancelled when the grace period ends, like the handler's.
+func TestDerivedContextsCancelledOnClose(t *testing.T) {
+	t.Parallel()
+	b, _ := setup(t, bus.Config{ShutdownGrace: 100 * time.Millisecond})
+	started := make(chan struct{})
+	if err := bus.Subscribe(b, "derived", func(ctx context.Context, e *ptrEvent) error {
+		child, cancel := context.WithTimeout(ctx, time.Hour)
+		defer cancel()
+		close(started)
+		<-child.Done()
+		return child.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	<-b.Running()
+	if err := bus.Publish(context.Background(), b, &ptrEvent{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler not started")
+	}
+	begin := time.Now()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v (the derived context was not cancelled, so the handler outlived Close's wait)", err)
+	}
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Errorf("shutdown took %v, want about the 100ms grace", took)
+	}
+}
