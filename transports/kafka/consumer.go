@@ -172,18 +172,19 @@ func (m *member) deliver(ctx context.Context, d *delivery, out chan<- *message.M
 		d.report(false)
 		return true
 	case <-ctx.Done():
-		select {
-		case <-d.msg.Acked():
-			d.report(true)
-		default:
-			d.report(false)
-		}
-		return false
 	case <-m.s.closed:
-		return false
 	case <-m.s.t.closed:
-		return false
 	}
+	// The consumer is ending. The message may have been acked at the same
+	// moment (select picks among ready cases at random): report that ack,
+	// or its commit is lost and the message delivered again.
+	select {
+	case <-d.msg.Acked():
+		d.report(true)
+	default:
+		d.report(false)
+	}
+	return false
 }
 
 // delivery is one record handed to a consumer, with the way back to its

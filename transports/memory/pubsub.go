@@ -112,7 +112,13 @@ func (s *subscriber) deliver(ctx context.Context, q *queue, m *message.Message, 
 		q.requeue(m)
 		return true
 	case <-ctx.Done():
-		q.requeue(m)
+		// Acked at the same moment? select picks among ready cases at
+		// random: requeueing an acked message would deliver it twice.
+		select {
+		case <-d.Acked():
+		default:
+			q.requeue(m)
+		}
 		return false
 	}
 }

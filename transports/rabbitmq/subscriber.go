@@ -180,12 +180,15 @@ func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, pending *nackT
 		return false
 	}
 	log := c.s.t.cfg.Logger
-	select {
-	case <-msg.Acked():
+	ack := func() {
 		c.s.nacks.forget(msg.UUID)
 		if err := d.Ack(false); err != nil {
 			log.Warn("rabbitmq: ack failed; the message will be redelivered", "queue", c.queue, "message_uuid", msg.UUID, "error", err)
 		}
+	}
+	select {
+	case <-msg.Acked():
+		ack()
 		return true
 	case <-msg.Nacked():
 		delay := c.s.nacks.next(msg.UUID)
@@ -196,6 +199,13 @@ func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, pending *nackT
 		})
 		return true
 	case <-ctx.Done():
+		// Acked at the same moment? select picks among ready cases at
+		// random: a lost ack means a second delivery.
+		select {
+		case <-msg.Acked():
+			ack()
+		default:
+		}
 		return false
 	}
 }
