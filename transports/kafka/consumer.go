@@ -160,8 +160,10 @@ func (m *member) deliver(ctx context.Context, d *delivery, out chan<- *message.M
 		d.report(false)
 		return false
 	case <-m.s.closed:
+		d.report(false)
 		return false
 	case <-m.s.t.closed:
+		d.report(false)
 		return false
 	}
 	select {
@@ -240,6 +242,10 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	return nil
 }
 
+// outcomeWait bounds how long a stopping partition waits for the outcomes of
+// the messages it handed out.
+const outcomeWait = 5 * time.Second
+
 // partition hands one partition's records to the member's consumers, at most
 // window() at a time, in offset order, and marks an offset for commit once
 // it and every offset before it were acked. A nacked record is handed out
@@ -261,6 +267,8 @@ type partition struct {
 func (p *partition) run(memberCtx context.Context) {
 	records := p.claim.Messages()
 	sessDone := p.sess.Context().Done()
+	memberDone := memberCtx.Done()
+	var giveUp <-chan time.Time
 	stopping := false
 	var head *delivery
 	for {
@@ -307,7 +315,14 @@ func (p *partition) run(memberCtx context.Context) {
 			head = nil
 		case <-sessDone:
 			stopping, sessDone = true, nil
-		case <-memberCtx.Done():
+		case <-memberDone:
+			// The member stops. Keep taking the outcomes of the messages
+			// handed out, for a bounded time: an ack reported as the
+			// member stops must still mark its offset, or the message is
+			// delivered again after a graceful shutdown.
+			stopping, memberDone = true, nil
+			giveUp = time.After(outcomeWait)
+		case <-giveUp:
 			return
 		}
 	}
