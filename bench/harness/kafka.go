@@ -139,25 +139,10 @@ func openKafka(ctx context.Context, c *Config, _ string) (*plugin, error) {
 		_ = p.close()
 		return nil, fmt.Errorf("busline kafka transport: %w", err)
 	}
-	p.closers = append(p.closers, bt.Close)
-	btPub, err := bt.Publisher()
-	if err != nil {
+	if err := p.addBuslineWays(bt, func(topics []string, _ string) func(context.Context) error { return deleteTopics(topics...) }); err != nil {
 		_ = p.close()
 		return nil, err
 	}
-	p.ways[WayTransport] = wayFuncs{
-		prep: func(ctx context.Context, s spec) (topic, error) {
-			if err := bt.ProvisionGroup(ctx, s.topic, s.group); err != nil {
-				return nil, err
-			}
-			return &routerTopic{spec: s, pub: btPub, cleanup: deleteTopics(s.topic),
-				newSub: func() (message.Subscriber, error) { return bt.Subscriber(s.group) }}, nil
-		},
-		closeFn: btPub.Close,
-	}
-	p.ways[WayBusline] = wayFuncs{prep: func(_ context.Context, s spec) (topic, error) {
-		return prepareBusline(bt, s, deleteTopics(buslineTopics(s)...))
-	}}
 	return p, nil
 }
 

@@ -71,8 +71,9 @@ func openRedis(ctx context.Context, c *Config, runID string) (*plugin, error) {
 		}
 		return client.Del(ctx, keys...).Err()
 	}
-	topicCleanup := func(s spec) func(context.Context) error {
-		return func(ctx context.Context) error { return deleteKeys(ctx, prefix+"*"+s.topic+"*") }
+	// topicCleanup deletes the streams of topic: its own and its lanes.
+	topicCleanup := func(topic string) func(context.Context) error {
+		return func(ctx context.Context) error { return deleteKeys(ctx, prefix+"*"+topic+"*") }
 	}
 	p.closers = append(p.closers, client.Close, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -81,7 +82,7 @@ func openRedis(ctx context.Context, c *Config, runID string) (*plugin, error) {
 	})
 
 	p.ways[WayRaw] = wayFuncs{prep: func(ctx context.Context, s spec) (topic, error) {
-		t := &streamTopic{client: client, spec: s, key: prefix + "raw:" + s.topic, cleanup: topicCleanup(s)}
+		t := &streamTopic{client: client, spec: s, key: prefix + "raw:" + s.topic, cleanup: topicCleanup(s.topic)}
 		if err := client.XGroupCreateMkStream(ctx, t.key, s.group, "0").Err(); err != nil {
 			return nil, err
 		}
@@ -102,7 +103,7 @@ func openRedis(ctx context.Context, c *Config, runID string) (*plugin, error) {
 			// from the stream's start ("0"), so nothing is lost before it.
 			wmSpec := s
 			wmSpec.topic = prefix + "wm:" + s.topic
-			return &routerTopic{spec: wmSpec, pub: wmPub, cleanup: topicCleanup(s), newSub: func() (message.Subscriber, error) {
+			return &routerTopic{spec: wmSpec, pub: wmPub, cleanup: topicCleanup(s.topic), newSub: func() (message.Subscriber, error) {
 				return redisstream.NewSubscriber(redisstream.SubscriberConfig{
 					Client:                        newClient(),
 					ConsumerGroup:                 s.group,
@@ -118,25 +119,10 @@ func openRedis(ctx context.Context, c *Config, runID string) (*plugin, error) {
 		_ = p.close()
 		return nil, fmt.Errorf("busline redis transport: %w", err)
 	}
-	p.closers = append(p.closers, bt.Close)
-	btPub, err := bt.Publisher()
-	if err != nil {
+	if err := p.addBuslineWays(bt, func(topics []string, _ string) func(context.Context) error { return topicCleanup(topics[0]) }); err != nil {
 		_ = p.close()
 		return nil, err
 	}
-	p.ways[WayTransport] = wayFuncs{
-		prep: func(ctx context.Context, s spec) (topic, error) {
-			if err := bt.ProvisionGroup(ctx, s.topic, s.group); err != nil {
-				return nil, err
-			}
-			return &routerTopic{spec: s, pub: btPub, cleanup: topicCleanup(s),
-				newSub: func() (message.Subscriber, error) { return bt.Subscriber(s.group) }}, nil
-		},
-		closeFn: btPub.Close,
-	}
-	p.ways[WayBusline] = wayFuncs{prep: func(_ context.Context, s spec) (topic, error) {
-		return prepareBusline(bt, s, topicCleanup(s))
-	}}
 	return p, nil
 }
 
