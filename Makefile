@@ -26,7 +26,7 @@ fmt-check:
 
 ## lint: vet plus staticcheck
 lint: vet
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 ## bench: busline against plain Watermill and the raw clients on every transport, 3 runs; writes bench/RESULTS.md
 bench: brokers

@@ -89,7 +89,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("bus.New accepted an invalid config")
 	}
-	for _, want := range []string{"service name", "ShutdownGrace", "retry attempts -1", "tier 2", "Ordered needs Concurrency 1"} {
+	for _, want := range []string{"service name", "ShutdownGrace", "retry attempts -1", "tier 2", "ordered needs concurrency 1"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -110,7 +110,7 @@ func TestSubscribeBadInput(t *testing.T) {
 		{"InvalidEventName", bus.Subscribe(b, "g", func(context.Context, badName) error { return nil }), "event name \"orders placed\""},
 		{"InvalidGroup", bus.Subscribe(b, "bad group", func(context.Context, *ptrEvent) error { return nil }), "group name \"bad group\""},
 		{"NilHandler", bus.Subscribe[*ptrEvent](b, "g", nil), "nil handler"},
-		{"OrderedConcurrent", bus.Subscribe(b, "g2", func(context.Context, *ptrEvent) error { return nil }, bus.WithOrdered(), bus.WithConcurrency(2)), "Ordered needs Concurrency 1"},
+		{"OrderedConcurrent", bus.Subscribe(b, "g2", func(context.Context, *ptrEvent) error { return nil }, bus.WithOrdered(), bus.WithConcurrency(2)), "ordered needs concurrency 1"},
 		{"TooConcurrent", bus.Subscribe(b, "g3", func(context.Context, *ptrEvent) error { return nil }, bus.WithConcurrency(5000)), "out of range"},
 		{"BadDelay", bus.Subscribe(b, "g4", func(context.Context, *ptrEvent) error { return nil }, bus.WithDelays(-time.Second)), "must be positive"},
 	}

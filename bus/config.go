@@ -114,28 +114,28 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	if c.ShutdownGrace < 0 {
-		errs = append(errs, fmt.Errorf("ShutdownGrace %v is negative", c.ShutdownGrace))
+		errs = append(errs, fmt.Errorf("bus.Config.ShutdownGrace %v is negative", c.ShutdownGrace))
 	}
 	if err := c.Retry.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("Retry: %w", err))
+		errs = append(errs, fmt.Errorf("bus.Config.Retry: %w", err))
 	}
 	if err := validateDelays(c.Delays); err != nil {
-		errs = append(errs, fmt.Errorf("Delays: %w", err))
+		errs = append(errs, fmt.Errorf("bus.Config.Delays: %w", err))
 	}
 	for event, topic := range c.Topics {
 		if err := ValidateName("event", event); err != nil {
-			errs = append(errs, fmt.Errorf("Topics: %w", err))
+			errs = append(errs, fmt.Errorf("bus.Config.Topics: %w", err))
 		}
 		if err := ValidateName("topic", topic); err != nil {
-			errs = append(errs, fmt.Errorf("Topics[%q]: %w", event, err))
+			errs = append(errs, fmt.Errorf("bus.Config.Topics[%q]: %w", event, err))
 		}
 	}
 	for group, s := range c.Subscriptions {
 		if err := ValidateName("group", group); err != nil {
-			errs = append(errs, fmt.Errorf("Subscriptions: %w", err))
+			errs = append(errs, fmt.Errorf("bus.Config.Subscriptions: %w", err))
 		}
 		if err := s.validate(); err != nil {
-			errs = append(errs, fmt.Errorf("Subscriptions[%q]: %w", group, err))
+			errs = append(errs, fmt.Errorf("bus.Config.Subscriptions[%q]: %w", group, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -165,21 +165,21 @@ func (s *SubscriptionConfig) resolve(c *Config) {
 func (s *SubscriptionConfig) validate() error {
 	var errs []error
 	if s.Concurrency < 0 || s.Concurrency > MaxConcurrency {
-		errs = append(errs, fmt.Errorf("Concurrency %d is out of range 1..%d", s.Concurrency, MaxConcurrency))
+		errs = append(errs, fmt.Errorf("concurrency %d is out of range 1..%d", s.Concurrency, MaxConcurrency))
 	}
 	if s.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("Timeout %v is negative", s.Timeout))
+		errs = append(errs, fmt.Errorf("timeout %v is negative", s.Timeout))
 	}
 	if s.Ordered && s.Concurrency > 1 {
-		errs = append(errs, fmt.Errorf("Ordered needs Concurrency 1, not %d: concurrent handlers cannot keep order", s.Concurrency))
+		errs = append(errs, fmt.Errorf("ordered needs concurrency 1, not %d: concurrent handlers cannot keep order", s.Concurrency))
 	}
 	if s.Retry != nil {
 		if err := s.Retry.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("Retry: %w", err))
+			errs = append(errs, fmt.Errorf("retry: %w", err))
 		}
 	}
 	if err := validateDelays(s.Delays); err != nil {
-		errs = append(errs, fmt.Errorf("Delays: %w", err))
+		errs = append(errs, fmt.Errorf("delays: %w", err))
 	}
 	return errors.Join(errs...)
 }

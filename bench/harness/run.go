@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -119,6 +118,3 @@ func median(vs []float64) float64 {
 	}
 	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
 }
-
-// errNotMeasured is the error of a cell no run measured.
-var errNotMeasured = errors.New("not measured")

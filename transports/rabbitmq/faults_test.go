@@ -76,15 +76,6 @@ func expectNone(t *testing.T, msgs <-chan *message.Message, within time.Duration
 	}
 }
 
-func queueDepth(t *testing.T, ch *amqp.Channel, queue string) int {
-	t.Helper()
-	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	if err != nil {
-		t.Fatalf("inspect queue %s: %v", queue, err)
-	}
-	return q.Messages
-}
-
 // A message with headers that are not strings (numbers, booleans, tables,
 // arrays, timestamps, as another client may set) is handled once, with the
 // headers as text, and never nack-looped.
