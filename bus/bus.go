@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -30,7 +29,6 @@ type Bus struct {
 	cfg       Config
 	transport transports.Transport
 	publisher message.Publisher
-	logger    *slog.Logger
 
 	// stopping is closed when Close starts: workers take no more messages.
 	stopping chan struct{}
@@ -81,7 +79,6 @@ func New(t transports.Transport, cfg Config) (*Bus, error) {
 		cfg:         cfg,
 		transport:   t,
 		publisher:   pub,
-		logger:      cfg.Logger,
 		stopping:    make(chan struct{}),
 		running:     make(chan struct{}),
 		handlers:    map[string]bool{},
@@ -182,7 +179,7 @@ func (b *Bus) handle(msg *message.Message, handle message.HandlerFunc) {
 		// Only a stop, or a lane publish that failed, gets here: the
 		// pipeline turns every handler failure into a lane move.
 		if b.handlerCtx.Err() == nil && msg.Context().Err() == nil {
-			b.logger.Warn("busline: message left for redelivery", "message_id", msg.UUID, "err", err)
+			b.cfg.Logger.Warn("busline: message left for redelivery", "message_id", msg.UUID, "err", err)
 		}
 		msg.Nack()
 		return
@@ -276,10 +273,15 @@ func waitIdle(ctx context.Context, idle <-chan struct{}, grace time.Duration) bo
 	return false
 }
 
+// isClosed reports whether Close has started, without taking b.mu: Publish
+// asks on every call.
 func (b *Bus) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
+	select {
+	case <-b.stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 // topic returns the wire topic of an event name.

@@ -75,7 +75,7 @@ func Subscribe[T Event](b *Bus, group string, h Handler[T], opts ...SubscribeOpt
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", name, group, err)
 	}
-	s := &subscription[T]{bus: b, event: name, topic: b.topic(name), group: group, cfg: cfg, handle: h}
+	s := &subscription[T]{bus: b, event: name, topic: b.topic(name), group: group, handle: h}
 	return b.addSubscription(s.event, s.group, s.topic, cfg, s.handleMessage)
 }
 
@@ -85,7 +85,6 @@ type subscription[T Event] struct {
 	event  string
 	topic  string
 	group  string
-	cfg    SubscriptionConfig
 	handle Handler[T]
 }
 
