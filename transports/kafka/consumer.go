@@ -154,16 +154,16 @@ func (m *member) deliver(ctx context.Context, d *delivery, out chan<- *message.M
 	msgCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d.msg.SetContext(msgCtx)
+	delivered := false
 	select {
 	case out <- d.msg:
+		delivered = true
 	case <-ctx.Done():
-		d.report(false)
-		return false
 	case <-m.s.closed:
-		d.report(false)
-		return false
 	case <-m.s.t.closed:
-		d.report(false)
+	}
+	if !delivered {
+		d.report(false) // never handed out: back to its partition
 		return false
 	}
 	select {

@@ -107,7 +107,7 @@ func (t *Transport) Client() goredis.UniversalClient { return t.client }
 func (t *Transport) Stream(topic string) string { return t.cfg.KeyPrefix + topic }
 
 // Publisher returns a publisher whose Publish returns once Redis stored every
-// message (one pipelined XADD per call).
+// message; concurrent publishers share pipelines.
 func (t *Transport) Publisher() (message.Publisher, error) {
 	if t.isClosed() {
 		return nil, ErrClosed
