@@ -26,6 +26,16 @@ type OpenParams struct {
 	Decode func(into any) error
 }
 
+// DecodeSection decodes the transport's configuration section into the
+// struct into points to, as Decode does, and leaves it unchanged when there
+// is no section (Decode is nil).
+func (p OpenParams) DecodeSection(into any) error {
+	if p.Decode == nil {
+		return nil
+	}
+	return p.Decode(into)
+}
+
 // Opener opens a transport of one kind.
 type Opener func(ctx context.Context, p OpenParams) (Transport, error)
 

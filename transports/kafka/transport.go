@@ -40,10 +40,8 @@ var (
 func init() {
 	transports.Register(Kind, func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
 		var cfg Config
-		if p.Decode != nil {
-			if err := p.Decode(&cfg); err != nil {
-				return nil, err
-			}
+		if err := p.DecodeSection(&cfg); err != nil {
+			return nil, err
 		}
 		if cfg.ClientID == "" {
 			cfg.ClientID = p.Service

@@ -20,10 +20,8 @@ var ErrClosed = errors.New("memory transport: closed")
 func init() {
 	transports.Register(Kind, func(_ context.Context, p transports.OpenParams) (transports.Transport, error) {
 		var cfg Config
-		if p.Decode != nil {
-			if err := p.Decode(&cfg); err != nil {
-				return nil, err
-			}
+		if err := p.DecodeSection(&cfg); err != nil {
+			return nil, err
 		}
 		return New(cfg), nil
 	})

@@ -21,10 +21,8 @@ var ErrClosed = errors.New("rabbitmq transport: closed")
 func init() {
 	transports.Register(Kind, func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
 		var cfg Config
-		if p.Decode != nil {
-			if err := p.Decode(&cfg); err != nil {
-				return nil, err
-			}
+		if err := p.DecodeSection(&cfg); err != nil {
+			return nil, err
 		}
 		if cfg.ConnectionName == "" {
 			cfg.ConnectionName = p.Service

@@ -20,10 +20,8 @@ const Kind = "redis"
 func init() {
 	transports.Register(Kind, func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
 		var cfg Config
-		if p.Decode != nil {
-			if err := p.Decode(&cfg); err != nil {
-				return nil, err
-			}
+		if err := p.DecodeSection(&cfg); err != nil {
+			return nil, err
 		}
 		cfg.Service = p.Service
 		cfg.Logger = p.Logger
