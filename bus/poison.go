@@ -174,9 +174,9 @@ func (l *PoisonLane) sweep(ctx context.Context, decide func(PoisonMessage) actio
 func (l *PoisonLane) apply(pub message.Publisher, msg *message.Message, act action) error {
 	switch act {
 	case keep:
-		return pub.Publish(l.Topic(), stripped(msg))
+		return pub.Publish(l.Topic(), msg.Copy())
 	case replay:
-		out := stripped(msg)
+		out := msg.Copy()
 		f, _ := middleware.ReadFailure(out.Metadata)
 		f.Replays++
 		f.Tier = 0
@@ -186,15 +186,6 @@ func (l *PoisonLane) apply(pub message.Publisher, msg *message.Message, act acti
 	default:
 		return nil
 	}
-}
-
-// stripped copies msg's id, payload and metadata, without its ack state.
-func stripped(msg *message.Message) *message.Message {
-	out := message.NewMessage(msg.UUID, msg.Payload)
-	for k, v := range msg.Metadata {
-		out.Metadata.Set(k, v)
-	}
-	return out
 }
 
 func readPoison(msg *message.Message) PoisonMessage {
