@@ -25,13 +25,19 @@ const handlerStopWait = 5 * time.Second
 // from the transport's subscriber, runs it through the failure pipeline to
 // the handler, acks or nacks it, and takes the next: the handler runs on a
 // long-lived goroutine, and a message is taken only when a worker is free.
+// Where the transport's subscriber is a transports.Consumer, the worker is
+// the transport's own delivery goroutine, which saves the two goroutine
+// switches per message of a channel.
 type Bus struct {
 	cfg       Config
 	transport transports.Transport
 	publisher message.Publisher
 
-	// stopping is closed when Close starts: workers take no more messages.
-	stopping chan struct{}
+	// stopCtx is cancelled when Close starts: workers take no more
+	// messages. stopping is its Done channel.
+	stopCtx  context.Context
+	stop     context.CancelFunc
+	stopping <-chan struct{}
 	// handlerCtx is cancelled when the grace period ends: it cancels the
 	// contexts of the handlers still running.
 	handlerCtx    context.Context
@@ -79,12 +85,13 @@ func New(t transports.Transport, cfg Config) (*Bus, error) {
 		cfg:         cfg,
 		transport:   t,
 		publisher:   pub,
-		stopping:    make(chan struct{}),
 		running:     make(chan struct{}),
 		handlers:    map[string]bool{},
 		subscribers: map[string]message.Subscriber{},
 		closeDone:   make(chan struct{}),
 	}
+	b.stopCtx, b.stop = context.WithCancel(context.Background())
+	b.stopping = b.stopCtx.Done()
 	b.handlerCtx, b.cancelHandler = context.WithCancel(context.Background())
 	b.runCtx, b.cancelRun = context.WithCancel(context.Background())
 	return b, nil
@@ -136,6 +143,9 @@ func (b *Bus) Run(ctx context.Context) error {
 
 // start subscribes w and runs its loop. b.mu is held.
 func (b *Bus) start(w worker) error {
+	if c, ok := w.sub.(transports.Consumer); ok {
+		return b.consume(c, w)
+	}
 	msgs, err := w.sub.Subscribe(b.runCtx, w.topic)
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", w.topic, err)
@@ -145,6 +155,23 @@ func (b *Bus) start(w worker) error {
 		defer b.workers.Done()
 		b.loop(msgs, w.handle)
 	}()
+	return nil
+}
+
+// consume runs w on the transport's delivery goroutine: Consume stops
+// calling when Close starts, and w ends once the last call returned.
+func (b *Bus) consume(c transports.Consumer, w worker) error {
+	done, err := c.Consume(b.stopCtx, w.topic, func(msg *message.Message) {
+		if b.isClosed() {
+			msg.Nack() // taken as Close started: left for redelivery
+			return
+		}
+		b.handle(msg, w.handle)
+	})
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", w.topic, err)
+	}
+	b.workers.Go(func() { <-done })
 	return nil
 }
 
@@ -224,7 +251,7 @@ func (b *Bus) Close(ctx context.Context) error {
 	b.closed = true
 	b.mu.Unlock()
 
-	close(b.stopping)
+	b.stop()
 	idle := make(chan struct{})
 	go func() {
 		b.workers.Wait()

@@ -63,3 +63,20 @@ type GroupProvisioner interface {
 type GroupRemover interface {
 	RemoveGroup(ctx context.Context, topic, group string) error
 }
+
+// Consumer is implemented by subscribers that can run a handler on their own
+// delivery goroutine instead of handing each message over a channel. The bus
+// consumes through it when a transport's subscriber has it: a message then
+// costs no goroutine switch, where the channel of Subscribe costs two (the
+// hand-over, and the wake-up on Ack). The guarantees are Subscribe's: each
+// Consume call handles one message at a time, in the order Subscribe would
+// hand them out, and a message is settled by its Ack or Nack.
+type Consumer interface {
+	// Consume starts calling handle with the messages of topic, one at a
+	// time, until ctx is done or the subscriber closes. handle acks or nacks
+	// the message before it returns; a message it did neither to is treated
+	// as nacked. The message's context is ctx. Consume returns at once,
+	// with an error if the subscription cannot start; done is closed after
+	// the last call to handle returned and its outcome was recorded.
+	Consume(ctx context.Context, topic string, handle func(*message.Message)) (done <-chan struct{}, err error)
+}

@@ -148,6 +148,34 @@ func (m *member) forward(ctx context.Context, out chan<- *message.Message) {
 	}
 }
 
+// consume is one consumer that runs handle on its own goroutine.
+func (m *member) consume(ctx context.Context, handle func(*message.Message)) {
+	for {
+		var d *delivery
+		select {
+		case d = <-m.deliveries:
+		case <-ctx.Done():
+			return
+		case <-m.s.closed:
+			return
+		case <-m.s.t.closed:
+			return
+		}
+		if ctx.Err() != nil || m.s.isClosed() || m.s.t.isClosed() {
+			d.report(false) // taken as the consumer ended: back to its partition
+			return
+		}
+		d.msg.SetContext(ctx)
+		handle(d.msg)
+		select {
+		case <-d.msg.Acked():
+			d.report(true)
+		default:
+			d.report(false) // nacked, or neither
+		}
+	}
+}
+
 // deliver hands d to the consumer and waits for the outcome; false ends the
 // consumer.
 func (m *member) deliver(ctx context.Context, d *delivery, out chan<- *message.Message) bool {

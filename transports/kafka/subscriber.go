@@ -39,11 +39,34 @@ func newSubscriber(t *Transport, group string) *subscriber {
 // ctx ends or the subscriber closes; a message not acked by then is
 // redelivered to the group.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	out := make(chan *message.Message)
+	err := s.join(topic, func(m *member) { m.forward(ctx, out) }, func() { close(out) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Consume is Subscribe with handle run on the consumer's goroutine: see
+// transports.Consumer.
+func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*message.Message)) (<-chan struct{}, error) {
+	done := make(chan struct{})
+	err := s.join(topic, func(m *member) { m.consume(ctx, handle) }, func() { close(done) })
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// join adds a consumer to this subscriber's member of the group on topic,
+// starting the member on first use, and runs consume on its own goroutine;
+// ended is called once the consumer left the member.
+func (s *subscriber) join(topic string, consume func(m *member), ended func()) error {
 	if s.t.isClosed() || s.isClosed() {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	if err := s.t.ensureTopic(topic); err != nil {
-		return nil, err
+		return err
 	}
 	s.mu.Lock()
 	m := s.members[topic]
@@ -59,15 +82,14 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	s.mu.Unlock()
 
-	out := make(chan *message.Message)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer close(out)
+		defer ended()
 		defer m.release()
-		m.forward(ctx, out)
+		consume(m)
 	}()
-	return out, nil
+	return nil
 }
 
 // SubscribeInitialize creates topic when it is missing and allowed.

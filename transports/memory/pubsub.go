@@ -47,19 +47,66 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 // message at a time and waits for its Ack or Nack before the next; the
 // channel is closed when ctx is done or the subscriber or transport closes.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	out := make(chan *message.Message)
+	err := s.start(ctx, topic, func(ctx context.Context, q *queue) {
+		defer close(out)
+		for {
+			m, ok := q.pop(ctx)
+			if !ok || !s.deliver(ctx, q, m, out) {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Consume is Subscribe with handle run on the consumer's goroutine: see
+// transports.Consumer.
+func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*message.Message)) (<-chan struct{}, error) {
+	done := make(chan struct{})
+	err := s.start(ctx, topic, func(ctx context.Context, q *queue) {
+		defer close(done)
+		for {
+			m, ok := q.pop(ctx)
+			if !ok {
+				return
+			}
+			if ctx.Err() != nil {
+				q.requeue(m) // popped as the subscription ended
+				return
+			}
+			d := m.Copy()
+			d.SetContext(ctx)
+			handle(d)
+			select {
+			case <-d.Acked():
+			default:
+				q.requeue(m) // nacked, or neither
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// start runs consume on the group's queue of topic until ctx is done or the
+// subscriber or transport closes.
+func (s *subscriber) start(ctx context.Context, topic string, consume func(ctx context.Context, q *queue)) error {
 	select {
 	case <-s.closed:
-		return nil, ErrClosed
+		return ErrClosed
 	default:
 	}
 	q, err := s.t.queue(topic, s.group)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	// ctx ends the subscription when the caller's context is done or the
-	// subscriber or transport closes.
 	ctx, cancel := context.WithCancel(ctx)
-	out := make(chan *message.Message)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -72,23 +119,10 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}()
 	go func() {
 		defer s.wg.Done()
-		defer close(out)
 		defer cancel()
-		s.consume(ctx, q, out)
+		consume(ctx, q)
 	}()
-	return out, nil
-}
-
-func (s *subscriber) consume(ctx context.Context, q *queue, out chan<- *message.Message) {
-	for {
-		m, ok := q.pop(ctx)
-		if !ok {
-			return
-		}
-		if !s.deliver(ctx, q, m, out) {
-			return
-		}
-	}
+	return nil
 }
 
 // deliver hands one copy of m to the consumer and waits for the outcome. It

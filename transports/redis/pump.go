@@ -90,17 +90,12 @@ func (p *pump) run() {
 	for p.ctx.Err() == nil {
 		p.maybeFlush()
 		p.promoteRetries()
-		if wait, busy := p.busy(); busy {
-			timer := time.NewTimer(wait)
-			select {
-			case <-p.kick:
-			case <-timer.C:
-			case <-p.ctx.Done():
-			}
-			timer.Stop()
+		wait, queued := p.queued()
+		if queued > p.refillAt() {
+			p.pause(wait)
 			continue
 		}
-		batch, err := p.fetch()
+		batch, err := p.fetch(queued > 0)
 		if err != nil {
 			if p.ctx.Err() != nil {
 				return
@@ -118,16 +113,37 @@ func (p *pump) run() {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		if len(batch) == 0 && queued > 0 {
+			// Nothing new, and the workers are busy: wait for them.
+			p.pause(wait)
+			continue
+		}
 		p.push(batch)
 	}
 }
 
-// busy reports whether the queue still holds entries, and how long the loop
+// refillAt is the queue length at or below which the fetch loop reads the
+// next batch: half a batch, so that the workers find the next entries
+// queued while the loop reads more, rather than wait for each read.
+func (p *pump) refillAt() int { return p.cfg.BatchSize / 2 }
+
+// pause waits for a worker's signal, for wait, or until the pump stops.
+func (p *pump) pause(wait time.Duration) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-p.kick:
+	case <-timer.C:
+	case <-p.ctx.Done():
+	}
+}
+
+// queued returns how many entries wait for a worker, and how long the loop
 // may wait before flushing acks or redelivering.
-func (p *pump) busy() (time.Duration, bool) {
+func (p *pump) queued() (time.Duration, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.waitLocked(), len(p.queue) > 0
+	return p.waitLocked(), len(p.queue)
 }
 
 func (p *pump) waitLocked() time.Duration {
@@ -142,8 +158,9 @@ func (p *pump) waitLocked() time.Duration {
 }
 
 // fetch returns the next entries: this consumer's own pending ones first,
-// then entries claimed from stopped consumers, then new ones.
-func (p *pump) fetch() ([]goredis.XMessage, error) {
+// then entries claimed from stopped consumers, then new ones. With
+// noBlock, the read of new entries returns at once when there are none.
+func (p *pump) fetch(noBlock bool) ([]goredis.XMessage, error) {
 	if p.recovering {
 		res, err := p.t.client.XReadGroup(p.ctx, &goredis.XReadGroupArgs{
 			Group: p.group, Consumer: p.consumer, Streams: []string{p.stream, p.pelStart},
@@ -181,9 +198,12 @@ func (p *pump) fetch() ([]goredis.XMessage, error) {
 			return msgs, nil
 		}
 	}
-	p.mu.Lock()
-	block := p.waitLocked()
-	p.mu.Unlock()
+	block := time.Duration(-1) // go-redis: no BLOCK argument
+	if !noBlock {
+		p.mu.Lock()
+		block = p.waitLocked()
+		p.mu.Unlock()
+	}
 	res, err := p.t.client.XReadGroup(p.ctx, &goredis.XReadGroupArgs{
 		Group: p.group, Consumer: p.consumer, Streams: []string{p.stream, ">"},
 		Count: int64(p.cfg.BatchSize), Block: block,
@@ -241,9 +261,9 @@ func (p *pump) next(ctx context.Context) (e goredis.XMessage, ok bool) {
 			e = p.queue[0]
 			p.queue[0] = goredis.XMessage{}
 			p.queue = p.queue[1:]
-			empty := len(p.queue) == 0
+			refill := len(p.queue) == p.refillAt() || len(p.queue) == 0
 			p.mu.Unlock()
-			if empty {
+			if refill {
 				p.signal()
 			}
 			return e, true
@@ -281,18 +301,37 @@ func (p *pump) work(ctx context.Context, out chan<- *message.Message) {
 	}
 }
 
+// consume calls handle with each entry until ctx is done.
+func (p *pump) consume(ctx context.Context, handle func(*message.Message)) {
+	for {
+		e, ok := p.next(ctx)
+		if !ok {
+			return
+		}
+		if ctx.Err() != nil {
+			p.requeue(e) // taken as the subscription ended
+			return
+		}
+		msg := p.open(e)
+		if msg == nil {
+			continue
+		}
+		msg.SetContext(ctx)
+		handle(msg)
+		select {
+		case <-msg.Acked():
+			p.ack(e.ID)
+		default:
+			p.nack(e) // nacked, or neither
+		}
+	}
+}
+
 // deliver hands e to the consumer and waits for the outcome. It returns
 // false when ctx ended first; e was then neither acked nor nacked.
 func (p *pump) deliver(ctx context.Context, e goredis.XMessage, out chan<- *message.Message) bool {
-	if e.Values == nil {
-		// XREADGROUP returns entries deleted while pending without fields.
-		p.cfg.Logger.Warn("redis transport: pending entry was trimmed or deleted before it was handled; it is lost for the group (raise max_len or min_id_age)", "stream", p.stream, "group", p.group, "id", e.ID)
-		p.ack(e.ID)
-		return true
-	}
-	msg, err := decode(e)
-	if err != nil {
-		p.poison(e, err)
+	msg := p.open(e)
+	if msg == nil {
 		return true
 	}
 	msgCtx, cancel := context.WithCancel(ctx)
@@ -318,6 +357,24 @@ func (p *pump) deliver(ctx context.Context, e goredis.XMessage, out chan<- *mess
 		}
 	}
 	return true
+}
+
+// open decodes e into a message. An entry that cannot be handed out (one
+// deleted while pending, or malformed) is settled here, and open returns
+// nil.
+func (p *pump) open(e goredis.XMessage) *message.Message {
+	if e.Values == nil {
+		// XREADGROUP returns entries deleted while pending without fields.
+		p.cfg.Logger.Warn("redis transport: pending entry was trimmed or deleted before it was handled; it is lost for the group (raise max_len or min_id_age)", "stream", p.stream, "group", p.group, "id", e.ID)
+		p.ack(e.ID)
+		return nil
+	}
+	msg, err := decode(e)
+	if err != nil {
+		p.poison(e, err)
+		return nil
+	}
+	return msg
 }
 
 // poison moves an unreadable entry to the group's poison lane and acks it;

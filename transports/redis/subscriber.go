@@ -38,16 +38,40 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 // before the next. It is closed when ctx is done or the subscriber or
 // transport closes; acked entries are acknowledged to Redis by then.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	out := make(chan *message.Message)
+	err := s.attach(ctx, topic, func(wctx context.Context, p *pump) { p.work(wctx, out) }, func() { close(out) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Consume is Subscribe with handle run on the worker's goroutine: see
+// transports.Consumer.
+func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*message.Message)) (<-chan struct{}, error) {
+	done := make(chan struct{})
+	err := s.attach(ctx, topic, func(wctx context.Context, p *pump) { p.consume(wctx, handle) }, func() { close(done) })
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// attach adds a worker to topic's pump, starting the pump on first use, and
+// runs work on it until ctx is done or the subscriber or transport closes.
+// The last worker to leave stops the pump, which flushes its acks; ended is
+// called after that.
+func (s *subscriber) attach(ctx context.Context, topic string, work func(ctx context.Context, p *pump), ended func()) error {
 	if topic == "" {
-		return nil, errors.New("redis transport: subscribe to an empty topic")
+		return errors.New("redis transport: subscribe to an empty topic")
 	}
 	if err := s.t.createGroup(ctx, s.t.Stream(topic), s.group); err != nil {
-		return nil, err
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done || s.t.isClosed() {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	p := s.pumps[topic]
 	if p == nil {
@@ -72,16 +96,15 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		}()
 	}
 	p.workers++
-	out := make(chan *message.Message)
 	wctx, cancel := context.WithCancel(ctx)
 	stopAfter := context.AfterFunc(p.ctx, cancel)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer close(out)
+		defer ended()
 		defer cancel()
 		defer stopAfter()
-		p.work(wctx, out)
+		work(wctx, p)
 		s.mu.Lock()
 		p.workers--
 		last := p.workers == 0
@@ -94,7 +117,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 			<-p.done
 		}
 	}()
-	return out, nil
+	return nil
 }
 
 // Close ends every subscription of this subscriber, flushes their acks and

@@ -70,6 +70,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Universal", func(t *testing.T) { RunUniversal(t, h) })
 	t.Run("Bus", func(t *testing.T) { RunBus(t, h) })
 	t.Run("Pipeline", func(t *testing.T) { RunPipeline(t, h) })
+	t.Run("Consumer", func(t *testing.T) { RunConsumer(t, h) })
 }
 
 // RunUniversal runs Watermill's universal Pub/Sub suite over one transport:
