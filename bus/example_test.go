@@ -56,3 +56,19 @@ func Example() {
 	// Output:
 	// billing charged A-1 42.50 (event orders.placed from checkout, attempt 1)
 }
+
+// The default codec, bus.JSON, writes what encoding/json writes; StdJSON is
+// encoding/json itself, for a team that wants no other JSON implementation.
+func ExampleCodec() {
+	b, err := bus.New(memory.New(memory.Config{}), bus.Config{Service: "checkout", Codec: bus.StdJSON, CloseTransport: true})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close(context.Background())
+
+	fast, _ := bus.JSON.Marshal(OrderPlaced{OrderID: "A-1", Total: 42.5})
+	std, _ := bus.StdJSON.Marshal(OrderPlaced{OrderID: "A-1", Total: 42.5})
+	fmt.Println(string(fast), string(fast) == string(std), bus.StdJSON.ContentType())
+	// Output:
+	// {"order_id":"A-1","total":42.5} true application/json
+}
