@@ -26,4 +26,12 @@
 // messages with the same key for a single consumer of a group. Redelivery,
 // several consumers per group and the failure pipeline's delayed lanes can
 // each reorder messages; package bus documents where.
+//
+// # Direct delivery
+//
+// A subscriber that also implements [Consumer] runs the bus's handler on its
+// own delivery goroutine. The bus prefers it to the Subscribe channel, whose
+// contract (the next message only after the Ack) costs two goroutine
+// switches per message; the guarantees are the same. Every transport that
+// ships with busline implements it.
 package transports

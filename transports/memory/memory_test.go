@@ -1,8 +1,10 @@
 package memory_test
 
 import (
+	"errors"
 	"testing"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 	"go.uber.org/goleak"
 
@@ -26,4 +28,32 @@ func TestConformance(t *testing.T) {
 			RequireSingleInstance: true,
 		},
 	})
+}
+
+// TestBusOverChannels runs the bus cases with subscribers that are only
+// Watermill subscribers, as a third-party transport's may be: the bus then
+// consumes through the Subscribe channel instead of transports.Consumer.
+func TestBusOverChannels(t *testing.T) {
+	h := transporttest.Harness{
+		Kind: memory.Kind,
+		New: func(*testing.T) transports.Transport {
+			return channelOnly{memory.New(memory.Config{})}
+		},
+	}
+	t.Run("Bus", func(t *testing.T) { transporttest.RunBus(t, h) })
+	t.Run("Pipeline", func(t *testing.T) { transporttest.RunPipeline(t, h) })
+}
+
+// channelOnly hides transports.Consumer from the bus.
+type channelOnly struct{ *memory.Transport }
+
+func (c channelOnly) Subscriber(group string) (message.Subscriber, error) {
+	s, err := c.Transport.Subscriber(group)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := s.(transports.Consumer); !ok {
+		return nil, errors.New("the memory subscriber is no longer a transports.Consumer: this test is moot")
+	}
+	return struct{ message.Subscriber }{s}, nil
 }

@@ -42,31 +42,51 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 // connection or a deleted queue is recovered from: the consumer reconnects,
 // re-declares the queue and goes on.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	out := make(chan *message.Message)
+	err := s.start(ctx, topic, &consumer{out: out}, func() { close(out) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Consume is Subscribe with handle run on the consumer's goroutine: see
+// transports.Consumer.
+func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*message.Message)) (<-chan struct{}, error) {
+	done := make(chan struct{})
+	err := s.start(ctx, topic, &consumer{handle: handle}, func() { close(done) })
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// start declares the group's queue on topic and runs c on it until ctx is
+// done or the subscriber or transport closes; ended is called after c
+// stopped.
+func (s *subscriber) start(ctx context.Context, topic string, c *consumer, ended func()) error {
 	select {
 	case <-s.closing:
-		return nil, ErrClosed
+		return ErrClosed
 	default:
 	}
 	declareCtx, cancel := context.WithTimeout(ctx, s.t.cfg.PublishTimeout)
 	err := s.t.ProvisionGroup(declareCtx, topic, s.group)
 	cancel()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	runCtx, stop := context.WithCancel(ctx)
-	c := &consumer{
-		s:     s,
-		topic: topic,
-		queue: QueueName(topic, s.group),
-		tag:   fmt.Sprintf("%s-%s", s.t.cfg.ConnectionName, uuid.NewString()[:8]),
-		out:   make(chan *message.Message),
-	}
+	c.s = s
+	c.topic = topic
+	c.queue = QueueName(topic, s.group)
+	c.tag = fmt.Sprintf("%s-%s", s.t.cfg.ConnectionName, uuid.NewString()[:8])
 	s.wg.Add(1)
 	s.t.wg.Add(1)
 	go func() {
 		defer s.t.wg.Done()
 		defer s.wg.Done()
-		defer close(c.out)
+		defer ended()
 		defer stop()
 		go func() {
 			select {
@@ -78,7 +98,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		}()
 		c.run(runCtx)
 	}()
-	return c.out, nil
+	return nil
 }
 
 // Close ends every subscription of this subscriber and waits for their
@@ -89,13 +109,15 @@ func (s *subscriber) Close() error {
 	return nil
 }
 
-// consumer is one Subscribe call.
+// consumer is one Subscribe or Consume call: it hands messages out on out,
+// or to handle.
 type consumer struct {
-	s     *subscriber
-	topic string
-	queue string
-	tag   string
-	out   chan *message.Message
+	s      *subscriber
+	topic  string
+	queue  string
+	tag    string
+	out    chan *message.Message
+	handle func(*message.Message)
 }
 
 // run consumes until ctx is done, starting over after a lost channel.
@@ -171,6 +193,20 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 // ctx ended first, leaving the message to the channel's close.
 func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, pending *nackTimers) bool {
 	msg := toMessage(d)
+	if c.handle != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		msg.SetContext(ctx)
+		c.handle(msg)
+		select {
+		case <-msg.Acked():
+			c.settle(msg, d, pending, true)
+		default:
+			c.settle(msg, d, pending, false) // nacked, or neither
+		}
+		return true
+	}
 	msgCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msg.SetContext(msgCtx)
@@ -179,35 +215,41 @@ func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, pending *nackT
 	case <-ctx.Done():
 		return false
 	}
-	log := c.s.t.cfg.Logger
-	ack := func() {
-		c.s.nacks.forget(msg.UUID)
-		if err := d.Ack(false); err != nil {
-			log.Warn("rabbitmq: ack failed; the message will be redelivered", "queue", c.queue, "message_uuid", msg.UUID, "error", err)
-		}
-	}
 	select {
 	case <-msg.Acked():
-		ack()
+		c.settle(msg, d, pending, true)
 		return true
 	case <-msg.Nacked():
-		delay := c.s.nacks.next(msg.UUID)
-		pending.add(delay, func() {
-			if err := d.Nack(false, true); err != nil {
-				log.Debug("rabbitmq: nack failed; the message returns to the queue when the channel closes", "queue", c.queue, "error", err)
-			}
-		})
+		c.settle(msg, d, pending, false)
 		return true
 	case <-ctx.Done():
 		// Acked at the same moment? select picks among ready cases at
 		// random: a lost ack means a second delivery.
 		select {
 		case <-msg.Acked():
-			ack()
+			c.settle(msg, d, pending, true)
 		default:
 		}
 		return false
 	}
+}
+
+// settle acks d, or nacks it for redelivery after the message's backoff.
+func (c *consumer) settle(msg *message.Message, d *amqp.Delivery, pending *nackTimers, acked bool) {
+	log := c.s.t.cfg.Logger
+	if acked {
+		c.s.nacks.forget(msg.UUID)
+		if err := d.Ack(false); err != nil {
+			log.Warn("rabbitmq: ack failed; the message will be redelivered", "queue", c.queue, "message_uuid", msg.UUID, "error", err)
+		}
+		return
+	}
+	delay := c.s.nacks.next(msg.UUID)
+	pending.add(delay, func() {
+		if err := d.Nack(false, true); err != nil {
+			log.Debug("rabbitmq: nack failed; the message returns to the queue when the channel closes", "queue", c.queue, "error", err)
+		}
+	})
 }
 
 // nackTimers are the delayed nacks of one channel.
