@@ -15,8 +15,8 @@ import (
 type member struct {
 	s     *subscriber
 	topic string
-	// deliveries carries messages from the partitions to the consumers.
-	deliveries chan *delivery
+	// batches carries records from the partitions to the consumers.
+	batches chan *batch
 
 	mu        sync.Mutex
 	consumers int
@@ -26,7 +26,7 @@ type member struct {
 }
 
 func newMember(s *subscriber, topic string) *member {
-	return &member{s: s, topic: topic, deliveries: make(chan *delivery), stop: make(chan struct{})}
+	return &member{s: s, topic: topic, batches: make(chan *batch), stop: make(chan struct{})}
 }
 
 // acquire adds a consumer; false means the member is stopping.
@@ -51,7 +51,7 @@ func (m *member) release() {
 	}
 }
 
-// window is how many messages of one partition may be in flight: one per
+// window is how many batches of one partition may be in flight: one per
 // consumer, so that a single consumer keeps the partition's order.
 func (m *member) window() int {
 	m.mu.Lock()
@@ -128,32 +128,49 @@ func (m *member) run() {
 	}
 }
 
-// forward is one consumer: it hands out one message at a time on out and
-// reports its outcome to the partition it came from.
+// forward is one consumer: it takes a batch of one partition's records and
+// hands its messages out on out one at a time, each after the previous one's
+// outcome, then reports the outcomes to the partition.
 func (m *member) forward(ctx context.Context, out chan<- *message.Message) {
-	for {
-		var d *delivery
-		select {
-		case d = <-m.deliveries:
-		case <-ctx.Done():
-			return
-		case <-m.s.closed:
-			return
-		case <-m.s.t.closed:
-			return
+	m.take(ctx, func(b *batch) bool {
+		for i, it := range b.items {
+			if !b.open() || !m.deliver(ctx, unmarshal(it.rec), out, &b.acked[i]) {
+				return false
+			}
 		}
-		if !m.deliver(ctx, d, out) {
-			return
-		}
-	}
+		return true
+	})
 }
 
-// consume is one consumer that runs handle on its own goroutine.
+// consume is one consumer that runs handle on its own goroutine, for each
+// message of each batch it takes.
 func (m *member) consume(ctx context.Context, handle func(*message.Message)) {
+	m.take(ctx, func(b *batch) bool {
+		for i, it := range b.items {
+			if ctx.Err() != nil || m.ending() || !b.open() {
+				return false // the rest go back to the partition
+			}
+			msg := unmarshal(it.rec)
+			msg.SetContext(ctx)
+			handle(msg)
+			select {
+			case <-msg.Acked():
+				b.acked[i] = true
+			default: // nacked, or neither
+			}
+		}
+		return true
+	})
+}
+
+// take runs handle on the batches it takes until ctx is done, the subscriber
+// or transport closes, or handle returns false; every batch's outcomes are
+// reported to its partition, a message never handed out as not acked.
+func (m *member) take(ctx context.Context, handle func(b *batch) bool) {
 	for {
-		var d *delivery
+		var b *batch
 		select {
-		case d = <-m.deliveries:
+		case b = <-m.batches:
 		case <-ctx.Done():
 			return
 		case <-m.s.closed:
@@ -161,45 +178,37 @@ func (m *member) consume(ctx context.Context, handle func(*message.Message)) {
 		case <-m.s.t.closed:
 			return
 		}
-		if ctx.Err() != nil || m.s.isClosed() || m.s.t.isClosed() {
-			d.report(false) // taken as the consumer ended: back to its partition
+		ok := handle(b)
+		b.report()
+		if !ok {
 			return
-		}
-		d.msg.SetContext(ctx)
-		handle(d.msg)
-		select {
-		case <-d.msg.Acked():
-			d.report(true)
-		default:
-			d.report(false) // nacked, or neither
 		}
 	}
 }
 
-// deliver hands d to the consumer and waits for the outcome; false ends the
-// consumer.
-func (m *member) deliver(ctx context.Context, d *delivery, out chan<- *message.Message) bool {
+// ending reports whether the subscriber or the transport is closing.
+func (m *member) ending() bool { return m.s.isClosed() || m.s.t.isClosed() }
+
+// deliver hands msg to the consumer and waits for the outcome, which it
+// stores in acked; false ends the consumer.
+func (m *member) deliver(ctx context.Context, msg *message.Message, out chan<- *message.Message, acked *bool) bool {
 	msgCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d.msg.SetContext(msgCtx)
-	delivered := false
+	msg.SetContext(msgCtx)
 	select {
-	case out <- d.msg:
-		delivered = true
+	case out <- msg:
 	case <-ctx.Done():
+		return false // never handed out: back to its partition
 	case <-m.s.closed:
+		return false
 	case <-m.s.t.closed:
-	}
-	if !delivered {
-		d.report(false) // never handed out: back to its partition
 		return false
 	}
 	select {
-	case <-d.msg.Acked():
-		d.report(true)
+	case <-msg.Acked():
+		*acked = true
 		return true
-	case <-d.msg.Nacked():
-		d.report(false)
+	case <-msg.Nacked():
 		return true
 	case <-ctx.Done():
 	case <-m.s.closed:
@@ -209,37 +218,44 @@ func (m *member) deliver(ctx context.Context, d *delivery, out chan<- *message.M
 	// moment (select picks among ready cases at random): report that ack,
 	// or its commit is lost and the message delivered again.
 	select {
-	case <-d.msg.Acked():
-		d.report(true)
+	case <-msg.Acked():
+		*acked = true
 	default:
-		d.report(false)
 	}
 	return false
 }
 
-// delivery is one record handed to a consumer, with the way back to its
-// partition.
-type delivery struct {
-	msg  *message.Message
-	item *item
-	p    *partition
+const (
+	// maxBatch caps the records of one batch.
+	maxBatch = 64
+	// maxQueue caps the records a partition reads ahead of its consumers.
+	maxQueue = 4 * maxBatch
+)
+
+// batch is consecutive records of one partition handed to one consumer,
+// which handles them in order and reports all their outcomes at once: one
+// hand-over per batch rather than two per message.
+type batch struct {
+	p     *partition
+	items []*item
+	acked []bool // set by the consumer
 }
 
-func (d *delivery) report(acked bool) {
+// open reports whether the batch's partition is still assigned: once its
+// session ends, the messages not yet handled go back unhandled, so that the
+// partition's next owner is the only one to handle them.
+func (b *batch) open() bool { return b.p.sess.Context().Err() == nil }
+
+func (b *batch) report() {
 	select {
-	case d.p.outcomes <- outcome{item: d.item, acked: acked}:
-	case <-d.p.done:
+	case b.p.outcomes <- b:
+	case <-b.p.done:
 	}
 }
 
 type item struct {
 	rec    *sarama.ConsumerMessage
 	pushed bool // handed out at least once: its offset is pending
-}
-
-type outcome struct {
-	item  *item
-	acked bool
 }
 
 // groupHandler serves the partitions a session assigns to the member.
@@ -260,7 +276,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		m:        h.m,
 		sess:     sess,
 		claim:    claim,
-		outcomes: make(chan outcome),
+		outcomes: make(chan *batch),
 		redo:     make(chan *item),
 		done:     make(chan struct{}),
 		acked:    map[int64]bool{},
@@ -274,15 +290,15 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 // the messages it handed out.
 const outcomeWait = 5 * time.Second
 
-// partition hands one partition's records to the member's consumers, at most
-// window() at a time, in offset order, and marks an offset for commit once
+// partition hands one partition's records to the member's consumers in
+// batches, at most window() at a time, in offset order, and marks an offset for commit once
 // it and every offset before it were acked. A nacked record is handed out
 // again after Config.NackDelay, before the records behind it.
 type partition struct {
 	m        *member
 	sess     sarama.ConsumerGroupSession
 	claim    sarama.ConsumerGroupClaim
-	outcomes chan outcome
+	outcomes chan *batch
 	redo     chan *item
 	done     chan struct{}
 
@@ -298,32 +314,34 @@ func (p *partition) run(memberCtx context.Context) {
 	memberDone := memberCtx.Done()
 	var giveUp <-chan time.Time
 	stopping := false
-	var head *delivery
+	var head *batch
 	for {
 		if stopping && p.inflight == 0 {
 			// A rebalance: every message handed out came back, so the
 			// session commits exactly what was acked.
 			return
 		}
-		var push chan<- *delivery
+		var push chan<- *batch
 		if !stopping && len(p.queue) > 0 && p.inflight < p.m.window() {
 			if head == nil {
-				head = &delivery{msg: unmarshal(p.queue[0].rec), item: p.queue[0], p: p}
+				head = p.nextBatch()
 			}
-			push = p.m.deliveries
+			push = p.m.batches
 		}
 		var next <-chan *sarama.ConsumerMessage
-		if !stopping && len(p.queue) == 0 {
+		if !stopping && len(p.queue) < maxQueue {
 			next = records
 		}
 		select {
 		case push <- head:
 			p.inflight++
-			if !head.item.pushed {
-				head.item.pushed = true
-				p.pending = append(p.pending, head.item.rec.Offset)
+			for _, it := range head.items {
+				if !it.pushed {
+					it.pushed = true
+					p.pending = append(p.pending, it.rec.Offset)
+				}
 			}
-			p.queue = p.queue[1:]
+			p.queue = p.queue[len(head.items):]
 			head = nil
 		case rec, ok := <-next:
 			if !ok {
@@ -331,13 +349,12 @@ func (p *partition) run(memberCtx context.Context) {
 				continue
 			}
 			p.queue = append(p.queue, &item{rec: rec})
-		case o := <-p.outcomes:
-			p.inflight--
-			if o.acked {
-				p.ack(o.item.rec.Offset)
-			} else {
-				p.redeliverLater(o.item)
+			if head != nil && len(head.items) < maxBatch {
+				head = nil // the next batch can be larger
 			}
+		case b := <-p.outcomes:
+			p.inflight--
+			p.settle(b)
 		case it := <-p.redo:
 			p.queue = append([]*item{it}, p.queue...)
 			head = nil
@@ -356,9 +373,26 @@ func (p *partition) run(memberCtx context.Context) {
 	}
 }
 
-// ack marks the highest offset below which every handed-out record was acked.
-func (p *partition) ack(offset int64) {
-	p.acked[offset] = true
+// nextBatch takes the head of the queue: up to maxBatch records, shared
+// out among the consumers the window allows.
+func (p *partition) nextBatch() *batch {
+	n := len(p.queue)
+	if w := p.m.window(); w > 1 {
+		n = (n + w - 1) / w
+	}
+	n = min(n, maxBatch)
+	return &batch{p: p, items: p.queue[:n:n], acked: make([]bool, n)}
+}
+
+// settle marks the acked records of b and redelivers the others later.
+func (p *partition) settle(b *batch) {
+	for i, it := range b.items {
+		if b.acked[i] {
+			p.acked[it.rec.Offset] = true
+		} else {
+			p.redeliverLater(it)
+		}
+	}
 	var last int64 = -1
 	for len(p.pending) > 0 && p.acked[p.pending[0]] {
 		last = p.pending[0]

@@ -35,7 +35,10 @@ func newSubscriber(t *Transport, group string) *subscriber {
 // Subscribe adds one consumer of the group on topic, creating topic first
 // when it is missing and Config.CreateTopics allows. Each Subscribe call on
 // the same topic adds one message in flight: a consumer receives a message,
-// waits for its Ack or Nack, then receives the next. The channel closes when
+// waits for its Ack or Nack, then receives the next. (Behind the channel, a
+// consumer takes up to 64 consecutive records of a partition at once, and
+// reports their outcomes together; the records not yet handed out when the
+// partition is revoked go back to it unhandled.) The channel closes when
 // ctx ends or the subscriber closes; a message not acked by then is
 // redelivered to the group.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
