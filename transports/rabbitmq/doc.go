@@ -53,6 +53,12 @@
 // so that a failing message never redelivers in a hot loop; the consumer goes
 // on with other prefetched messages meanwhile.
 //
+// Acks are batched: one multiple-ack settles up to half of Config.Prefetch
+// acked messages, or those acked in the last 20ms, and a stopping consumer
+// sends its batch before it ends. A crash can therefore redeliver up to that
+// many messages already handled. While a nacked message waits out its delay,
+// acks go one by one, so that no multiple-ack covers it.
+//
 // A lost connection is recovered from in the background with exponential
 // backoff: consumers re-open their channels and re-declare their exchange,
 // queue and binding, then go on. Messages unacked at the loss are redelivered

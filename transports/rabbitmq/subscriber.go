@@ -152,9 +152,11 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	pending := &nackTimers{}
+	st := &settler{c: c, ch: ch, max: max(1, cfg.Prefetch/2)}
 	defer func() {
-		pending.stop()
+		st.flush() // handled messages must not come back after a clean stop
+		st.nacks.stop()
+		st.stopTimer()
 		_ = ch.Close()
 	}()
 	if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
@@ -171,6 +173,8 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 		select {
 		case <-ctx.Done():
 			return delivered, nil
+		case <-st.due():
+			st.flush()
 		case d, ok := <-deliveries:
 			if !ok {
 				// The channel closed (connection lost) or the broker
@@ -182,7 +186,7 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 				return delivered, fmt.Errorf("the broker cancelled the consumer of queue %q (was it deleted?); re-declaring it", c.queue)
 			}
 			delivered = true
-			if !c.deliver(ctx, &d, pending) {
+			if !c.deliver(ctx, &d, st) {
 				return delivered, nil
 			}
 		}
@@ -191,7 +195,7 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 
 // deliver hands one message out and settles it with the broker; false when
 // ctx ended first, leaving the message to the channel's close.
-func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, pending *nackTimers) bool {
+func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, st *settler) bool {
 	msg := toMessage(d)
 	if c.handle != nil {
 		if ctx.Err() != nil {
@@ -201,9 +205,9 @@ func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, pending *nackT
 		c.handle(msg)
 		select {
 		case <-msg.Acked():
-			c.settle(msg, d, pending, true)
+			st.settle(msg, d, true)
 		default:
-			c.settle(msg, d, pending, false) // nacked, or neither
+			st.settle(msg, d, false) // nacked, or neither
 		}
 		return true
 	}
@@ -217,39 +221,101 @@ func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, pending *nackT
 	}
 	select {
 	case <-msg.Acked():
-		c.settle(msg, d, pending, true)
+		st.settle(msg, d, true)
 		return true
 	case <-msg.Nacked():
-		c.settle(msg, d, pending, false)
+		st.settle(msg, d, false)
 		return true
 	case <-ctx.Done():
 		// Acked at the same moment? select picks among ready cases at
 		// random: a lost ack means a second delivery.
 		select {
 		case <-msg.Acked():
-			c.settle(msg, d, pending, true)
+			st.settle(msg, d, true)
 		default:
 		}
 		return false
 	}
 }
 
+// ackDelay is the longest an acked delivery waits for a batched ack.
+const ackDelay = 20 * time.Millisecond
+
+// settler settles the deliveries of one channel. Acks are batched: one
+// multiple-ack covers up to half the prefetch window, or whatever was acked
+// within ackDelay, which saves the broker a frame per message. A nacked
+// delivery is nacked after its backoff; while one waits, acks go out one by
+// one, since a multiple-ack would cover it too.
+type settler struct {
+	c     *consumer
+	ch    *amqp.Channel
+	max   int // acks per multiple-ack
+	nacks nackTimers
+
+	last  uint64 // delivery tag of the latest ack not yet sent
+	count int    // acks not yet sent
+	timer *time.Timer
+}
+
 // settle acks d, or nacks it for redelivery after the message's backoff.
-func (c *consumer) settle(msg *message.Message, d *amqp.Delivery, pending *nackTimers, acked bool) {
-	log := c.s.t.cfg.Logger
-	if acked {
-		c.s.nacks.forget(msg.UUID)
-		if err := d.Ack(false); err != nil {
-			log.Warn("rabbitmq: ack failed; the message will be redelivered", "queue", c.queue, "message_uuid", msg.UUID, "error", err)
-		}
+func (st *settler) settle(msg *message.Message, d *amqp.Delivery, acked bool) {
+	if !acked {
+		st.flush() // before the nack waits: a later multiple-ack must not cover it
+		delay := st.c.s.nacks.next(msg.UUID)
+		st.nacks.add(delay, func() {
+			if err := d.Nack(false, true); err != nil {
+				st.c.s.t.cfg.Logger.Debug("rabbitmq: nack failed; the message returns to the queue when the channel closes", "queue", st.c.queue, "error", err)
+			}
+		})
 		return
 	}
-	delay := c.s.nacks.next(msg.UUID)
-	pending.add(delay, func() {
-		if err := d.Nack(false, true); err != nil {
-			log.Debug("rabbitmq: nack failed; the message returns to the queue when the channel closes", "queue", c.queue, "error", err)
+	st.c.s.nacks.forget(msg.UUID)
+	if st.nacks.waiting() {
+		st.flush()
+		st.ack(d.DeliveryTag, false, 1)
+		return
+	}
+	st.last = d.DeliveryTag
+	st.count++
+	if st.count >= st.max {
+		st.flush()
+	} else if st.count == 1 {
+		if st.timer == nil {
+			st.timer = time.NewTimer(ackDelay)
+		} else {
+			st.timer.Reset(ackDelay)
 		}
-	})
+	}
+}
+
+// due returns a channel that fires when batched acks have waited ackDelay.
+func (st *settler) due() <-chan time.Time {
+	if st.count == 0 || st.timer == nil {
+		return nil
+	}
+	return st.timer.C
+}
+
+// flush sends the batched acks as one multiple-ack.
+func (st *settler) flush() {
+	if st.count == 0 {
+		return
+	}
+	st.ack(st.last, st.count > 1, st.count)
+	st.count = 0
+	st.stopTimer()
+}
+
+func (st *settler) stopTimer() {
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+}
+
+func (st *settler) ack(tag uint64, multiple bool, n int) {
+	if err := st.ch.Ack(tag, multiple); err != nil {
+		st.c.s.t.cfg.Logger.Warn("rabbitmq: ack failed; the messages will be redelivered", "queue", st.c.queue, "count", n, "error", err)
+	}
 }
 
 // nackTimers are the delayed nacks of one channel.
@@ -276,6 +342,13 @@ func (n *nackTimers) add(d time.Duration, f func()) {
 			f()
 		}
 	})
+}
+
+// waiting reports whether a nack waits for its timer.
+func (n *nackTimers) waiting() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.timers) > 0
 }
 
 // stop cancels the nacks that have not run; the channel's close returns

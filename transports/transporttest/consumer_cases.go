@@ -25,6 +25,7 @@ func RunConsumer(t *testing.T, h Harness) {
 	}{
 		{"SettlesEveryOutcome", testConsumerOutcomes},
 		{"StopWaitsForHandler", testConsumerStop},
+		{"StopKeepsAcks", testConsumerStopKeepsAcks},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -80,7 +81,9 @@ func publishN(t *testing.T, tr transports.Transport, topic string, n int) []stri
 func testConsumerOutcomes(t *testing.T, h *Harness, tr transports.Transport) {
 	topic, group := "consumer."+uuid.NewString()[:8], "g-"+uuid.NewString()[:8]
 	c := consumer(t, tr, topic, group)
-	ids := publishN(t, tr, topic, 3)
+	// An ack before the failures, and acks after them: a transport that
+	// batches acks must not let them cover the failed messages.
+	ids := publishN(t, tr, topic, 5)
 
 	var (
 		mu      sync.Mutex
@@ -104,9 +107,9 @@ func testConsumerOutcomes(t *testing.T, h *Harness, tr transports.Transport) {
 		defer mu.Unlock()
 		calls[msg.UUID]++
 		switch {
-		case msg.UUID == ids[0] && calls[msg.UUID] == 1:
-			msg.Nack()
 		case msg.UUID == ids[1] && calls[msg.UUID] == 1:
+			msg.Nack()
+		case msg.UUID == ids[2] && calls[msg.UUID] == 1:
 			// neither: must count as a nack
 		default:
 			msg.Ack()
@@ -136,8 +139,8 @@ func testConsumerOutcomes(t *testing.T, h *Harness, tr transports.Transport) {
 			t.Errorf("message %s acked %d times, want 1 (calls %d)", id, acked[id], calls[id])
 		}
 	}
-	if calls[ids[0]] < 2 || calls[ids[1]] < 2 {
-		t.Errorf("nacked message handled %d times, unsettled one %d times; want both redelivered", calls[ids[0]], calls[ids[1]])
+	if calls[ids[1]] < 2 || calls[ids[2]] < 2 {
+		t.Errorf("nacked message handled %d times, unsettled one %d times; want both redelivered", calls[ids[1]], calls[ids[2]])
 	}
 	if overlap.Load() {
 		t.Error("handle ran for two messages at once in one Consume call")
@@ -181,5 +184,49 @@ func testConsumerStop(t *testing.T, h *Harness, tr transports.Transport) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("handle called %d times after ctx was cancelled during the first call, want 1", n)
+	}
+}
+
+// Messages acked before a clean stop are not delivered again to the group:
+// a transport that batches acks sends them before done is closed.
+func testConsumerStopKeepsAcks(t *testing.T, h *Harness, tr transports.Transport) {
+	topic, group := "consumer."+uuid.NewString()[:8], "g-"+uuid.NewString()[:8]
+	c := consumer(t, tr, topic, group)
+	const n = 5
+	publishN(t, tr, topic, n)
+
+	var handled atomic.Int32
+	all := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done, err := c.Consume(ctx, topic, func(msg *message.Message) {
+		msg.Ack()
+		if handled.Add(1) == n {
+			close(all)
+		}
+	})
+	if err != nil {
+		t.Fatalf("Consume: %v", err)
+	}
+	waitClosed(t, h, all, "every message handled")
+	cancel()
+	waitClosed(t, h, done, "Consume's done after cancel")
+
+	again := consumer(t, tr, topic, group)
+	var redelivered atomic.Int32
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2, err := again.Consume(ctx2, topic, func(msg *message.Message) {
+		redelivered.Add(1)
+		msg.Ack()
+	})
+	if err != nil {
+		cancel2()
+		t.Fatalf("second Consume: %v", err)
+	}
+	time.Sleep(time.Second) // long enough for a redelivery to show
+	cancel2()
+	waitClosed(t, h, done2, "the second Consume's done")
+	if r := redelivered.Load(); r != 0 {
+		t.Errorf("%d of %d messages acked before a clean stop were delivered again", r, n)
 	}
 }
