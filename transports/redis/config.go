@@ -74,7 +74,7 @@ type Config struct {
 	Consumer string `yaml:"consumer"`
 
 	// BatchSize is XREADGROUP's COUNT: how many entries a subscription reads
-	// at once. Default: 100.
+	// at once. The next read starts when half a batch is left. Default: 100.
 	BatchSize int `yaml:"batch_size"`
 
 	// Block is how long XREADGROUP waits for new entries, and so the most a

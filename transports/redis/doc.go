@@ -32,7 +32,9 @@
 //
 // At least once. Publish returns once Redis replied to XADD (with
 // appendfsync always, once the entry is on disk). A subscription reads up to
-// BatchSize entries per XREADGROUP, hands them to the handler one at a time,
+// BatchSize entries per XREADGROUP, and reads the next batch once half of
+// the last one is handed out, so that up to about 1.5 × BatchSize entries
+// are read and not yet handled. It hands them to the handler one at a time,
 // and acknowledges acked entries in batches with one XACK every AckInterval
 // or at the end of a batch, whichever comes first; acks are flushed when the
 // subscription closes. A crash loses no message, but entries acked and not yet
