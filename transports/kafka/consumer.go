@@ -134,7 +134,10 @@ func (m *member) run() {
 func (m *member) forward(ctx context.Context, out chan<- *message.Message) {
 	m.take(ctx, func(b *batch) bool {
 		for i, it := range b.items {
-			if !b.open() || !m.deliver(ctx, unmarshal(it.rec), out, &b.acked[i]) {
+			if !b.open() {
+				return true // revoked: the rest go back; the consumer goes on
+			}
+			if !m.deliver(ctx, unmarshal(it.rec), out, &b.acked[i]) {
 				return false
 			}
 		}
@@ -147,8 +150,11 @@ func (m *member) forward(ctx context.Context, out chan<- *message.Message) {
 func (m *member) consume(ctx context.Context, handle func(*message.Message)) {
 	m.take(ctx, func(b *batch) bool {
 		for i, it := range b.items {
-			if ctx.Err() != nil || m.ending() || !b.open() {
+			if ctx.Err() != nil || m.ending() {
 				return false // the rest go back to the partition
+			}
+			if !b.open() {
+				return true // revoked: the rest go back; the consumer goes on
 			}
 			msg := unmarshal(it.rec)
 			msg.SetContext(ctx)
