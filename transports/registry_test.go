@@ -3,7 +3,9 @@ package transports_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -30,14 +32,20 @@ func TestOpenUnknownKind(t *testing.T) {
 	}
 }
 
+// runs numbers the kinds a test registers, so that -count=N registers new
+// ones each time: the registry is global and refuses a kind twice.
+var runs atomic.Int32
+
 func TestOpenPassesParams(t *testing.T) {
 	t.Parallel()
+	run := runs.Add(1)
+	kind, failingKind := fmt.Sprintf("test-params-%d", run), fmt.Sprintf("test-failing-%d", run)
 	var got transports.OpenParams
-	transports.Register("test-params", func(_ context.Context, p transports.OpenParams) (transports.Transport, error) {
+	transports.Register(kind, func(_ context.Context, p transports.OpenParams) (transports.Transport, error) {
 		got = p
 		return memory.New(memory.Config{}), nil
 	})
-	tr, err := transports.Open(context.Background(), "test-params", transports.OpenParams{})
+	tr, err := transports.Open(context.Background(), kind, transports.OpenParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,12 +53,12 @@ func TestOpenPassesParams(t *testing.T) {
 	if got.Service != "busline" || got.Logger == nil {
 		t.Errorf("opener got service %q logger %v, want the defaults busline and slog.Default()", got.Service, got.Logger)
 	}
-	if !transports.Registered("test-params") || !transports.Registered(memory.Kind) {
+	if !transports.Registered(kind) || !transports.Registered(memory.Kind) {
 		t.Error("Registered does not report registered kinds")
 	}
 	failing := errors.New("bad url")
-	transports.Register("test-failing", func(context.Context, transports.OpenParams) (transports.Transport, error) { return nil, failing })
-	if _, err := transports.Open(context.Background(), "test-failing", transports.OpenParams{}); !errors.Is(err, failing) || !strings.Contains(err.Error(), "open test-failing transport") {
+	transports.Register(failingKind, func(context.Context, transports.OpenParams) (transports.Transport, error) { return nil, failing })
+	if _, err := transports.Open(context.Background(), failingKind, transports.OpenParams{}); !errors.Is(err, failing) || !strings.Contains(err.Error(), "open "+failingKind+" transport") {
 		t.Errorf("Open = %v, want the opener's error, naming the kind", err)
 	}
 }
