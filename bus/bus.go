@@ -34,10 +34,9 @@ type Bus struct {
 	publisher message.Publisher
 
 	// stopCtx is cancelled when Close starts: workers take no more
-	// messages. stopping is its Done channel.
-	stopCtx  context.Context
-	stop     context.CancelFunc
-	stopping <-chan struct{}
+	// messages.
+	stopCtx context.Context
+	stop    context.CancelFunc
 	// handlerCtx is cancelled when the grace period ends: it cancels the
 	// contexts of the handlers still running.
 	handlerCtx    context.Context
@@ -91,7 +90,6 @@ func New(t transports.Transport, cfg Config) (*Bus, error) {
 		closeDone:   make(chan struct{}),
 	}
 	b.stopCtx, b.stop = context.WithCancel(context.Background())
-	b.stopping = b.stopCtx.Done()
 	b.handlerCtx, b.cancelHandler = context.WithCancel(context.Background())
 	b.runCtx, b.cancelRun = context.WithCancel(context.Background())
 	return b, nil
@@ -180,14 +178,14 @@ func (b *Bus) consume(c transports.Consumer, w worker) error {
 func (b *Bus) loop(msgs <-chan *message.Message, handle message.HandlerFunc) {
 	for {
 		select {
-		case <-b.stopping:
+		case <-b.stopCtx.Done():
 			return
 		case msg, ok := <-msgs:
 			if !ok {
 				return
 			}
 			select {
-			case <-b.stopping:
+			case <-b.stopCtx.Done():
 				msg.Nack() // taken as Close started: left for redelivery
 				return
 			default:
@@ -304,7 +302,7 @@ func waitIdle(ctx context.Context, idle <-chan struct{}, grace time.Duration) bo
 // asks on every call.
 func (b *Bus) isClosed() bool {
 	select {
-	case <-b.stopping:
+	case <-b.stopCtx.Done():
 		return true
 	default:
 		return false
