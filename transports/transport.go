@@ -75,8 +75,22 @@ type Consumer interface {
 	// Consume starts calling handle with the messages of topic, one at a
 	// time, until ctx is done or the subscriber closes. handle acks or nacks
 	// the message before it returns; a message it did neither to is treated
-	// as nacked. The message's context is ctx. Consume returns at once,
+	// as nacked. The message's context is ctx (Handle does both). Consume returns at once,
 	// with an error if the subscription cannot start; done is closed after
 	// the last call to handle returned and its outcome was recorded.
 	Consume(ctx context.Context, topic string, handle func(*message.Message)) (done <-chan struct{}, err error)
+}
+
+// Handle runs handle for msg the way Consume must: with ctx as the message's
+// context, then reports whether handle acked it. A message nacked, or neither
+// acked nor nacked, reports false.
+func Handle(ctx context.Context, msg *message.Message, handle func(*message.Message)) (acked bool) {
+	msg.SetContext(ctx)
+	handle(msg)
+	select {
+	case <-msg.Acked():
+		return true
+	default:
+		return false
+	}
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
 )
 
 // member is one subscriber's member of its consumer group on one topic. The
@@ -156,14 +158,7 @@ func (m *member) consume(ctx context.Context, handle func(*message.Message)) {
 			if !b.open() {
 				return true // revoked: the rest go back; the consumer goes on
 			}
-			msg := unmarshal(it.rec)
-			msg.SetContext(ctx)
-			handle(msg)
-			select {
-			case <-msg.Acked():
-				b.acked[i] = true
-			default: // nacked, or neither
-			}
+			b.acked[i] = transports.Handle(ctx, unmarshal(it.rec), handle)
 		}
 		return true
 	})

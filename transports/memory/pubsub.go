@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
 )
 
 type publisher struct {
@@ -78,13 +80,8 @@ func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*mes
 				q.requeue(m) // popped as the subscription ended
 				return
 			}
-			d := m.Copy()
-			d.SetContext(ctx)
-			handle(d)
-			select {
-			case <-d.Acked():
-			default:
-				q.requeue(m) // nacked, or neither
+			if !transports.Handle(ctx, m.Copy(), handle) {
+				q.requeue(m)
 			}
 		}
 	})

@@ -10,6 +10,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/transports"
 )
 
 // subscriber consumes as one group. Each Subscribe call is one AMQP
@@ -201,14 +203,7 @@ func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, st *settler) b
 		if ctx.Err() != nil {
 			return false
 		}
-		msg.SetContext(ctx)
-		c.handle(msg)
-		select {
-		case <-msg.Acked():
-			st.settle(msg, d, true)
-		default:
-			st.settle(msg, d, false) // nacked, or neither
-		}
+		st.settle(msg, d, transports.Handle(ctx, msg, c.handle))
 		return true
 	}
 	msgCtx, cancel := context.WithCancel(ctx)

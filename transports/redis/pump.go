@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/transports"
 )
 
 // flushTimeout bounds the final XACK of a closing subscription.
@@ -316,13 +317,10 @@ func (p *pump) consume(ctx context.Context, handle func(*message.Message)) {
 		if msg == nil {
 			continue
 		}
-		msg.SetContext(ctx)
-		handle(msg)
-		select {
-		case <-msg.Acked():
+		if transports.Handle(ctx, msg, handle) {
 			p.ack(e.ID)
-		default:
-			p.nack(e) // nacked, or neither
+		} else {
+			p.nack(e)
 		}
 	}
 }
