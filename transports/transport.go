@@ -75,9 +75,10 @@ type Consumer interface {
 	// Consume starts calling handle with the messages of topic, one at a
 	// time, until ctx is done or the subscriber closes. handle acks or nacks
 	// the message before it returns; a message it did neither to is treated
-	// as nacked. The message's context is ctx (Handle does both). Consume returns at once,
-	// with an error if the subscription cannot start; done is closed after
-	// the last call to handle returned and its outcome was recorded.
+	// as nacked. The message's context is ctx; Handle does both. Consume
+	// returns at once, with an error if the subscription cannot start; done
+	// is closed after the last call to handle returned and its outcome was
+	// recorded.
 	Consume(ctx context.Context, topic string, handle func(*message.Message)) (done <-chan struct{}, err error)
 }
 

@@ -16,11 +16,7 @@ import (
 
 // RunBus runs busline's own cases through the typed API.
 func RunBus(t *testing.T, h Harness) {
-	h.setDefaults()
-	cases := []struct {
-		name string
-		fn   func(*testing.T, *Harness)
-	}{
+	runCases(t, h, []testCase{
 		{"RoundTrip", testRoundTrip},
 		{"FanOutAcrossGroups", testFanOut},
 		{"CompetingConsumers", testCompetingConsumers},
@@ -32,13 +28,7 @@ func RunBus(t *testing.T, h Harness) {
 		{"CloseIdempotent", testCloseIdempotent},
 		{"DuplicateHandler", testDuplicateHandler},
 		{"OpenByKind", testOpenByKind},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			c.fn(t, &h)
-		})
-	}
+	})
 }
 
 func testRoundTrip(t *testing.T, h *Harness) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
 
 	"github.com/busline/busline/transports"
 )
@@ -18,22 +17,11 @@ import (
 // path the bus uses, when the transport's subscribers have it; it skips
 // otherwise. The channel path is Watermill's universal suite.
 func RunConsumer(t *testing.T, h Harness) {
-	h.setDefaults()
-	cases := []struct {
-		name string
-		fn   func(*testing.T, *Harness, transports.Transport)
-	}{
+	runCases(t, h, []testCase{
 		{"SettlesEveryOutcome", testConsumerOutcomes},
 		{"StopWaitsForHandler", testConsumerStop},
 		{"StopKeepsAcks", testConsumerStopKeepsAcks},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			tr := h.open(t)
-			c.fn(t, &h, tr)
-		})
-	}
+	})
 }
 
 // consumer returns a Consumer of group from tr, closed at the end of the
@@ -78,8 +66,9 @@ func publishN(t *testing.T, tr transports.Transport, topic string, n int) []stri
 
 // A message nacked, or neither acked nor nacked, comes back; an acked one
 // does not; handle runs one message at a time per Consume call.
-func testConsumerOutcomes(t *testing.T, h *Harness, tr transports.Transport) {
-	topic, group := "consumer."+uuid.NewString()[:8], "g-"+uuid.NewString()[:8]
+func testConsumerOutcomes(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	tr, topic, group := e.tr, e.topic, e.group("consumer")
 	c := consumer(t, tr, topic, group)
 	// An ack before the failures, and acks after them: a transport that
 	// batches acks must not let them cover the failed messages.
@@ -148,8 +137,9 @@ func testConsumerOutcomes(t *testing.T, h *Harness, tr transports.Transport) {
 }
 
 // Cancelling ctx stops the calls, but done waits for the handler in flight.
-func testConsumerStop(t *testing.T, h *Harness, tr transports.Transport) {
-	topic, group := "consumer."+uuid.NewString()[:8], "g-"+uuid.NewString()[:8]
+func testConsumerStop(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	tr, topic, group := e.tr, e.topic, e.group("consumer")
 	c := consumer(t, tr, topic, group)
 	publishN(t, tr, topic, 2)
 
@@ -189,8 +179,9 @@ func testConsumerStop(t *testing.T, h *Harness, tr transports.Transport) {
 
 // Messages acked before a clean stop are not delivered again to the group:
 // a transport that batches acks sends them before done is closed.
-func testConsumerStopKeepsAcks(t *testing.T, h *Harness, tr transports.Transport) {
-	topic, group := "consumer."+uuid.NewString()[:8], "g-"+uuid.NewString()[:8]
+func testConsumerStopKeepsAcks(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	tr, topic, group := e.tr, e.topic, e.group("consumer")
 	c := consumer(t, tr, topic, group)
 	const n = 5
 	publishN(t, tr, topic, n)

@@ -73,6 +73,23 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Consumer", func(t *testing.T) { RunConsumer(t, h) })
 }
 
+// testCase is one named case of a suite.
+type testCase struct {
+	name string
+	fn   func(*testing.T, *Harness)
+}
+
+// runCases runs cases in parallel subtests, each with h's defaults.
+func runCases(t *testing.T, h Harness, cases []testCase) {
+	h.setDefaults()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.fn(t, &h)
+		})
+	}
+}
+
 // RunUniversal runs Watermill's universal Pub/Sub suite over one transport:
 // each constructor call takes a new publisher and subscriber from it.
 func RunUniversal(t *testing.T, h Harness) {

@@ -20,11 +20,7 @@ import (
 // RunPipeline runs the failure-pipeline cases: retries, delayed redelivery,
 // poison lane, replay and shutdown.
 func RunPipeline(t *testing.T, h Harness) {
-	h.setDefaults()
-	cases := []struct {
-		name string
-		fn   func(*testing.T, *Harness)
-	}{
+	runCases(t, h, []testCase{
 		{"MixedFailures", testMixedFailures},
 		{"DelayedLaneDoesNotBlock", testDelayedLaneDoesNotBlock},
 		{"DelayLateness", testDelayLateness},
@@ -32,13 +28,7 @@ func RunPipeline(t *testing.T, h Harness) {
 		{"UndecodablePayloadPoisoned", testUndecodable},
 		{"ShutdownIsNotAFailure", testShutdownNotFailure},
 		{"OrderedBlocksThenPoisons", testOrdered},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			c.fn(t, &h)
-		})
-	}
+	})
 }
 
 // fastRetry retries at once, so the cases measure the lanes, not backoff.
