@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
 )
 
@@ -64,6 +65,11 @@ type worker struct {
 	sub    message.Subscriber
 	topic  string
 	handle message.HandlerFunc
+	// waitDue makes the worker wait for each message's due time before
+	// handling it, bounded by delays (middleware.WaitDue): the retry lane of
+	// a transport that is no transports.Delayer.
+	waitDue bool
+	delays  []time.Duration
 }
 
 // New returns a bus over t. It validates cfg and returns every problem at
@@ -151,7 +157,7 @@ func (b *Bus) start(w worker) error {
 	b.workers.Add(1)
 	go func() {
 		defer b.workers.Done()
-		b.loop(msgs, w.handle)
+		b.loop(msgs, w)
 	}()
 	return nil
 }
@@ -164,7 +170,7 @@ func (b *Bus) consume(c transports.Consumer, w worker) error {
 			msg.Nack() // taken as Close started: left for redelivery
 			return
 		}
-		b.handle(msg, w.handle)
+		b.handle(msg, w)
 	})
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", w.topic, err)
@@ -175,7 +181,7 @@ func (b *Bus) consume(c transports.Consumer, w worker) error {
 
 // loop hands messages to handle one at a time until the bus stops or the
 // subscription ends.
-func (b *Bus) loop(msgs <-chan *message.Message, handle message.HandlerFunc) {
+func (b *Bus) loop(msgs <-chan *message.Message, w worker) {
 	for {
 		select {
 		case <-b.stopCtx.Done():
@@ -190,16 +196,20 @@ func (b *Bus) loop(msgs <-chan *message.Message, handle message.HandlerFunc) {
 				return
 			default:
 			}
-			b.handle(msg, handle)
+			b.handle(msg, w)
 		}
 	}
 }
 
-// handle runs one message through handle with a context that Close cancels
-// when the grace period ends, and acks or nacks it.
-func (b *Bus) handle(msg *message.Message, handle message.HandlerFunc) {
+// handle runs one message through w's handler with a context that Close
+// cancels when the grace period ends, and acks or nacks it.
+func (b *Bus) handle(msg *message.Message, w worker) {
+	if w.waitDue && !b.waitDue(msg, w.delays) {
+		msg.Nack() // the bus stops or the transport took the message back
+		return
+	}
 	msg.SetContext(handlerContext{Context: b.handlerCtx, values: msg.Context()})
-	_, err := handle(msg)
+	_, err := w.handle(msg)
 	if err != nil {
 		// Only a stop, or a lane publish that failed, gets here: the
 		// pipeline turns every handler failure into a lane move.
@@ -210,6 +220,25 @@ func (b *Bus) handle(msg *message.Message, handle message.HandlerFunc) {
 		return
 	}
 	msg.Ack()
+}
+
+// waitDue waits until msg is due (middleware.WaitDue). The wait ends at once
+// when Close starts or the transport cancels the message's context (a
+// revoked partition, a closing subscriber); it reports whether msg is due.
+func (b *Bus) waitDue(msg *message.Message, delays []time.Duration) bool {
+	d := middleware.WaitDue(msg.Metadata, delays, time.Now())
+	if d <= 0 {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-b.stopCtx.Done():
+	case <-msg.Context().Done():
+	}
+	return false
 }
 
 // handlerContext is a handler's context: the values of the message's

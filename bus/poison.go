@@ -182,7 +182,7 @@ func (l *PoisonLane) apply(pub message.Publisher, msg *message.Message, act acti
 		f.Tier = 0
 		f.Due = time.Now()
 		f.Write(out.Metadata)
-		return pub.Publish(middleware.RetryTopic(l.topic, l.group, 1), out)
+		return pub.Publish(middleware.RetryTopic(l.topic, l.group), out)
 	default:
 		return nil
 	}

@@ -122,13 +122,17 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, ErrDuplicateHandler)
 	}
 	lanes := middleware.Lanes{Publisher: b.publisher, Topic: topic, Group: group, Delays: cfg.Delays, Handler: key}
-	// Tier 1 is consumed even without delays: replays from the poison lane
-	// arrive there.
-	topics := []string{topic}
-	for tier := range max(1, len(cfg.Delays)) {
-		topics = append(topics, middleware.RetryTopic(topic, group, tier+1))
+	delayer, native := b.transport.(transports.Delayer)
+	if native {
+		lanes.Delay = func(ctx context.Context, topic string, delay time.Duration, msg *message.Message) error {
+			return delayer.PublishDelayed(ctx, topic, delay, msg)
+		}
 	}
-	if err := b.provision(append(topics, middleware.PoisonTopic(topic, group)), group); err != nil {
+	// The retry lane is consumed even without delays, or in ordered mode:
+	// replays from the poison lane, and redeliveries a former configuration
+	// scheduled, arrive there.
+	retry := middleware.RetryTopic(topic, group)
+	if err := b.provision([]string{topic, retry, middleware.PoisonTopic(topic, group)}, group); err != nil {
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, err)
 	}
 	sub, err := b.subscriber(group)
@@ -137,17 +141,14 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 	}
 	attempt := middleware.Retry(*cfg.Retry)(middleware.Timeout(cfg.Timeout)(middleware.Recoverer(
 		func(msg *message.Message) ([]*message.Message, error) { return nil, h(msg) })))
-	main := lanes.Middleware(attempt)
-	delayed := middleware.Due(main)
+	handle := lanes.Middleware(attempt)
 	var workers []worker
-	for i, t := range topics {
-		handle := main
-		if i > 0 {
-			handle = delayed
-		}
-		for range cfg.Concurrency {
-			workers = append(workers, worker{sub: sub, topic: t, handle: handle})
-		}
+	for range cfg.Concurrency {
+		workers = append(workers,
+			worker{sub: sub, topic: topic, handle: handle},
+			// Where the transport cannot delay, redeliveries reach the lane
+			// early and the worker waits for them (bounded; see WaitDue).
+			worker{sub: sub, topic: retry, handle: handle, waitDue: !native, delays: cfg.Delays})
 	}
 	if b.started {
 		for _, w := range workers {

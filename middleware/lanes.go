@@ -11,10 +11,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// RetryTopic is the topic of group's delayed-redelivery lane tier (1-based)
-// for messages of topic.
-func RetryTopic(topic, group string, tier int) string {
-	return topic + "." + group + ".retry." + strconv.Itoa(tier)
+// RetryTopic is the topic of group's retry lane for messages of topic: the
+// lane where delayed redeliveries of every tier, and replays from the poison
+// lane, arrive once they are due. Only group consumes it.
+func RetryTopic(topic, group string) string {
+	return topic + "." + group + ".retry"
 }
 
 // PoisonTopic is the topic of group's poison lane for messages of topic.
@@ -52,6 +53,14 @@ type Lanes struct {
 	// Handler names the handler in failure records (MetaHandler). Default:
 	// the Watermill router's handler name in the message's context, if any.
 	Handler string
+
+	// Delay, when set, stores a message for a tier on the broker until the
+	// tier's delay has passed and then delivers it to the retry lane (a
+	// transports.Delayer's PublishDelayed): no consumer holds it while it
+	// waits. When nil, the message is published to the retry lane at once
+	// with its due time in MetaDue, and the lane's consumer waits for it
+	// (see WaitDue).
+	Delay func(ctx context.Context, topic string, delay time.Duration, msg *message.Message) error
 
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
@@ -105,9 +114,16 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 	lane := msg.Copy()
 	if f.Tier < len(l.Delays) && !IsPermanent(cause) {
 		f.Tier++
-		f.Due = now.Add(l.Delays[f.Tier-1])
+		delay := l.Delays[f.Tier-1]
+		f.Due = now.Add(delay)
 		f.Write(lane.Metadata)
-		return l.Publisher.Publish(RetryTopic(l.Topic, l.Group, f.Tier), lane)
+		topic := RetryTopic(l.Topic, l.Group)
+		if l.Delay != nil {
+			// The write must finish even while the consumer stops: the
+			// original is acked only once it did.
+			return l.Delay(context.WithoutCancel(msg.Context()), topic, delay, lane)
+		}
+		return l.Publisher.Publish(topic, lane)
 	}
 	f.Tier, f.Due = 0, time.Time{}
 	f.Write(lane.Metadata)
@@ -153,18 +169,20 @@ func errorType(err error) string {
 	}
 }
 
-// Due holds a message taken from a retry lane until its MetaDue time, then
-// passes it on. If the consumer stops meanwhile, the message is returned
-// unhandled, with the context's error, for redelivery. A message without a
-// valid MetaDue is handled at once.
-func Due(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		due, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetaDue))
-		if err == nil {
-			if !sleep(msg.Context(), time.Until(due)) {
-				return nil, msg.Context().Err()
-			}
-		}
-		return h(msg)
+// WaitDue returns how long the consumer of a retry lane should wait before
+// handling a message, for transports that cannot delay on the broker: until
+// the message's MetaDue, but never longer than its tier's delay in delays
+// measured from now, on the consumer's clock, so a far-future due time
+// (clock skew, an edited record) cannot hold the lane. A message without a
+// valid due time, from a tier delays no longer has, or already due waits 0.
+func WaitDue(md message.Metadata, delays []time.Duration, now time.Time) time.Duration {
+	due, err := time.Parse(time.RFC3339Nano, md.Get(MetaDue))
+	if err != nil {
+		return 0
 	}
+	tier, err := strconv.Atoi(md.Get(MetaTier))
+	if err != nil || tier < 1 || tier > len(delays) {
+		return 0
+	}
+	return max(0, min(due.Sub(now), delays[tier-1]))
 }

@@ -161,7 +161,7 @@ func lanesSetup(t *testing.T, delays ...time.Duration) (middleware.Lanes, func(t
 		t.Fatal(err)
 	}
 	l := middleware.Lanes{Publisher: pub, Topic: "orders", Group: "billing", Delays: delays}
-	for _, topic := range []string{middleware.RetryTopic("orders", "billing", 1), middleware.RetryTopic("orders", "billing", 2), middleware.PoisonTopic("orders", "billing")} {
+	for _, topic := range []string{middleware.RetryTopic("orders", "billing"), middleware.PoisonTopic("orders", "billing")} {
 		if err := tr.ProvisionGroup(context.Background(), topic, "billing"); err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +194,7 @@ func TestLanes(t *testing.T) {
 		if _, err := handle(context.Background(), l.Middleware(failing(errors.New("db down"))), map[string]string{"ce_type": "orders.placed"}); err != nil {
 			t.Fatalf("Lanes returned %v, want nil: the message moved to a lane and is acked", err)
 		}
-		m := next(middleware.RetryTopic("orders", "billing", 1))
+		m := next(middleware.RetryTopic("orders", "billing"))
 		f, err := middleware.ReadFailure(m.Metadata)
 		if err != nil {
 			t.Fatal(err)
@@ -244,24 +244,28 @@ func TestLanes(t *testing.T) {
 	})
 }
 
-func TestDue(t *testing.T) {
+func TestWaitDue(t *testing.T) {
 	t.Parallel()
-	var at time.Time
-	h := middleware.Due(func(*message.Message) ([]*message.Message, error) {
-		at = time.Now()
-		return nil, nil
-	})
-	due := time.Now().Add(100 * time.Millisecond)
-	if _, err := handle(context.Background(), h, map[string]string{middleware.MetaDue: due.UTC().Format(time.RFC3339Nano)}); err != nil {
-		t.Fatal(err)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	delays := []time.Duration{time.Second, time.Minute}
+	md := func(tier string, due time.Time) message.Metadata {
+		return message.Metadata{middleware.MetaTier: tier, middleware.MetaDue: due.Format(time.RFC3339Nano)}
 	}
-	if at.Before(due) {
-		t.Errorf("handled %v before due", due.Sub(at))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	far := time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)
-	if _, err := handle(ctx, h, map[string]string{middleware.MetaDue: far}); !errors.Is(err, context.Canceled) {
-		t.Errorf("stopping while waiting = %v, want context.Canceled (left for redelivery)", err)
+	for _, c := range []struct {
+		name string
+		md   message.Metadata
+		want time.Duration
+	}{
+		{"UntilDue", md("2", now.Add(30*time.Second)), 30 * time.Second},
+		{"SkewCappedByTier", md("1", now.Add(time.Hour)), time.Second},
+		{"AlreadyDue", md("1", now.Add(-time.Second)), 0},
+		{"TierNoLongerConfigured", md("3", now.Add(time.Hour)), 0},
+		{"Replay", md("0", now.Add(time.Hour)), 0},
+		{"NoDueTime", message.Metadata{middleware.MetaTier: "1"}, 0},
+		{"MalformedDue", message.Metadata{middleware.MetaTier: "1", middleware.MetaDue: "soon"}, 0},
+	} {
+		if got := middleware.WaitDue(c.md, delays, now); got != c.want {
+			t.Errorf("%s: WaitDue = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

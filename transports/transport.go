@@ -2,6 +2,7 @@ package transports
 
 import (
 	"context"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -45,9 +46,37 @@ type Features struct {
 	// messages that share a key in publish order.
 	OrderedPerKey bool
 
-	// NativeDelay is true when the transport delays redeliveries with a broker
-	// mechanism rather than the generic retry lanes.
+	// NativeDelay is true when the transport is a Delayer: it keeps delayed
+	// messages on the broker (or, for an embedded transport, in the
+	// transport) until they are due, with no consumer holding them. The bus
+	// then delays redeliveries and scheduled publishes through it; without
+	// it, redeliveries wait in a consumer (see package bus) and scheduled
+	// publish is refused.
 	NativeDelay bool
+
+	// MaxDelay is the longest delay the transport's PublishDelayed accepts.
+	// Zero with NativeDelay means no limit.
+	MaxDelay time.Duration
+}
+
+// Delayer is implemented by transports that can store a message until it is
+// due and only then make it deliverable, so that no consumer sleeps on a
+// waiting message: a waiting message holds no goroutine, no prefetch slot
+// and no unacked delivery, and so never stalls a rebalance or a shutdown.
+// The bus uses it for delayed redelivery (a group's retry lane) and for
+// scheduled publish (bus.WithDelay).
+type Delayer interface {
+	// PublishDelayed publishes msgs to topic once delay has passed: the
+	// transport stores them now, and when delay ends they are delivered to
+	// every group provisioned on topic, as if published then. It returns
+	// once the broker has stored them (confirmed, as Publish), or with an
+	// error; a delay of zero or less publishes at once. The delay is kept by
+	// the broker or the transport, measured from the call, and a message is
+	// never delivered before it; how late it may be is each transport's to
+	// document. Delays longer than Features().MaxDelay are refused. Where
+	// the transport needs a running subscriber of topic to move due
+	// messages (Redis), a message is delivered once one runs.
+	PublishDelayed(ctx context.Context, topic string, delay time.Duration, msgs ...*message.Message) error
 }
 
 // GroupProvisioner is implemented by transports that can create a group's

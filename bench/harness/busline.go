@@ -54,13 +54,9 @@ func prepareBusline(t transports.Transport, s spec, cleanup func(ctx context.Con
 }
 
 // buslineTopics returns the topics busline creates for s: the main topic,
-// the retry lanes of the default delays and the poison lane.
+// the retry lane and the poison lane.
 func buslineTopics(s spec) []string {
-	ts := []string{s.topic}
-	for tier := range len(middleware.DefaultDelays) {
-		ts = append(ts, middleware.RetryTopic(s.topic, s.group, tier+1))
-	}
-	return append(ts, middleware.PoisonTopic(s.topic, s.group))
+	return []string{s.topic, middleware.RetryTopic(s.topic, s.group), middleware.PoisonTopic(s.topic, s.group)}
 }
 
 func (t *buslineTopic) newSender(context.Context) (sender, error) {

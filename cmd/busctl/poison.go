@@ -357,4 +357,4 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // retryLane is where replay puts messages back.
-func (l *lane) retryLane() string { return middleware.RetryTopic(l.topic, l.group, 1) }
+func (l *lane) retryLane() string { return middleware.RetryTopic(l.topic, l.group) }
