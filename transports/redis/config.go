@@ -103,7 +103,8 @@ type Config struct {
 
 	// MaxLen trims each stream to about this many entries on every XADD
 	// (MAXLEN ~). Trimming ignores consumer groups: see the package
-	// documentation before setting it. Default: 0, no trimming.
+	// documentation before setting it. Lane streams (".retry", ".poison")
+	// are never trimmed. Default: 0, no trimming.
 	MaxLen int64 `yaml:"max_len"`
 
 	// MinIDAge trims entries older than this on every XADD (MINID ~), with

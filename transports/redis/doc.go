@@ -80,7 +80,11 @@
 // trims regardless of consumer groups: an entry trimmed before a slow group
 // read it is lost to that group (logged as a warning when the group finds a
 // pending entry already deleted). Size MaxLen above the largest backlog you
-// accept: peak publish rate × longest consumer outage.
+// accept: peak publish rate × longest consumer outage. Lanes are never
+// trimmed: a stream whose topic ends in ".retry" or ".poison" (a group's
+// retry and poison lanes, "<topic>.<group>.retry" and ".poison") is written
+// without MAXLEN or MINID whatever the configuration, since its entries wait
+// for an operator or a due time, not for a reader that keeps up.
 //
 // # Redis Cluster
 //

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/middleware"
 )
 
 type publisher struct {
@@ -39,7 +42,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 		if err != nil {
 			return fmt.Errorf("redis transport: publish %s to %s: %w", m.UUID, topic, err)
 		}
-		args[i] = p.t.xaddArgs(stream, vals)
+		args[i] = p.t.xaddArgs(topic, vals)
 	}
 	cmds, err := p.t.batcher.do(args)
 	if errors.Is(err, ErrClosed) {
@@ -56,10 +59,13 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	return nil
 }
 
-// xaddArgs applies the configured trimming.
-func (t *Transport) xaddArgs(stream string, vals []any) *goredis.XAddArgs {
-	a := &goredis.XAddArgs{Stream: stream, Values: vals, Approx: !t.cfg.ExactTrim}
+// xaddArgs is the XADD of vals to topic's stream, with the configured
+// trimming unless topic is a lane.
+func (t *Transport) xaddArgs(topic string, vals []any) *goredis.XAddArgs {
+	a := &goredis.XAddArgs{Stream: t.Stream(topic), Values: vals, Approx: !t.cfg.ExactTrim}
 	switch {
+	case isLane(topic):
+		a.Approx = false
 	case t.cfg.MaxLen > 0:
 		a.MaxLen = t.cfg.MaxLen
 	case t.cfg.MinIDAge > 0:
@@ -68,6 +74,20 @@ func (t *Transport) xaddArgs(stream string, vals []any) *goredis.XAddArgs {
 		a.Approx = false
 	}
 	return a
+}
+
+// Lane topics end in these suffixes (see middleware.RetryTopic and
+// PoisonTopic, whose names they are taken from).
+var (
+	retrySuffix  = strings.TrimPrefix(middleware.RetryTopic("t", "g"), "t.g")
+	poisonSuffix = strings.TrimPrefix(middleware.PoisonTopic("t", "g"), "t.g")
+)
+
+// isLane reports whether topic is a group's retry or poison lane, which
+// max_len and min_id_age never trim: a lane holds messages no consumer will
+// read again before someone acts on them.
+func isLane(topic string) bool {
+	return strings.HasSuffix(topic, retrySuffix) || strings.HasSuffix(topic, poisonSuffix)
 }
 
 // Close releases the publisher; the transport stays open.

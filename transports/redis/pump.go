@@ -378,9 +378,10 @@ func (p *pump) open(e goredis.XMessage) *message.Message {
 // poison moves an unreadable entry to the group's poison lane and acks it;
 // if the lane write fails the entry is retried like a nacked one.
 func (p *pump) poison(e goredis.XMessage, cause error) {
-	lane := p.t.Stream(middleware.PoisonTopic(p.topic, p.group))
+	laneTopic := middleware.PoisonTopic(p.topic, p.group)
+	lane := p.t.Stream(laneTopic)
 	vals := poisonValues(e, p.topic, p.group, cause, time.Now().UTC())
-	if err := p.t.client.XAdd(p.ctx, p.t.xaddArgs(lane, vals)).Err(); err != nil {
+	if err := p.t.client.XAdd(p.ctx, p.t.xaddArgs(laneTopic, vals)).Err(); err != nil {
 		p.cfg.Logger.Error("redis transport: cannot move malformed entry to the poison lane; will retry", "stream", p.stream, "group", p.group, "id", e.ID, "lane", lane, "err", p.t.redact(err))
 		p.nack(e)
 		return
