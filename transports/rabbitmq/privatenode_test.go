@@ -7,9 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/busline/busline/internal/testcerts"
 )
@@ -17,15 +20,24 @@ import (
 // privateNode is a RabbitMQ node of the tests' own, on other ports than the
 // shared broker, that tests may stop and start. It listens for plain AMQP
 // on port and for AMQP over TLS on tlsPort, with certificates generated at
-// start. One node serves every test of the package; TestMain stops it.
+// start. Every node has a unique name and free ports, so two test runs on
+// one machine never touch each other's nodes.
 type privateNode struct {
 	name          string
 	dir           string
 	port, tlsPort int
+	distPort      int
 	certs         testcerts.Files
 
 	mu     sync.Mutex
 	exited chan error // receives rabbitmq-server's exit; nil while stopped
+}
+
+// nodeOptions configures a private node.
+type nodeOptions struct {
+	// consumerTimeout is the node's consumer_timeout; 0 leaves RabbitMQ's
+	// default (30 minutes).
+	consumerTimeout time.Duration
 }
 
 var (
@@ -34,28 +46,25 @@ var (
 	nodeErr  error
 )
 
-// privateNodePort is the base port: AMQP on it, TLS on it+1, Erlang
-// distribution on it+20000. Override with BUSLINE_RABBITMQ_PRIVATE_PORT.
-func privateNodePort() int {
-	if p, err := strconv.Atoi(os.Getenv("BUSLINE_RABBITMQ_PRIVATE_PORT")); err == nil {
-		return p
-	}
-	return 5782
-}
-
-// startedPrivateNode returns the package's private node, starting it on
-// first use. It skips under -short and fails when rabbitmq-server is not
-// installed.
-func startedPrivateNode(t *testing.T) *privateNode {
+// requireRabbitMQServer skips under -short and fails when rabbitmq-server
+// is not installed.
+func requireRabbitMQServer(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a private RabbitMQ node; skipped under -short")
 	}
 	if _, err := exec.LookPath("rabbitmq-server"); err != nil {
-		t.Fatalf("rabbitmq-server not found: install it with `apt-get install rabbitmq-server` (the test starts a private node on port %d)", privateNodePort())
+		t.Fatal("rabbitmq-server not found: install it with `apt-get install rabbitmq-server` (the test starts a private node on free ports)")
 	}
+}
+
+// startedPrivateNode returns the package's shared private node (default
+// settings), starting it on first use; TestMain stops it.
+func startedPrivateNode(t *testing.T) *privateNode {
+	t.Helper()
+	requireRabbitMQServer(t)
 	nodeOnce.Do(func() {
-		n, err := newPrivateNode()
+		n, err := newPrivateNode(nodeOptions{})
 		if err == nil {
 			err = n.start()
 		}
@@ -67,7 +76,49 @@ func startedPrivateNode(t *testing.T) *privateNode {
 	return node
 }
 
-func newPrivateNode() (*privateNode, error) {
+// ownPrivateNode starts a private node with opts for the test alone; it is
+// stopped and removed at the end of the test.
+func ownPrivateNode(t *testing.T, opts nodeOptions) *privateNode {
+	t.Helper()
+	requireRabbitMQServer(t)
+	n, err := newPrivateNode(opts)
+	if err == nil {
+		err = n.start()
+	}
+	if err != nil {
+		t.Fatalf("private RabbitMQ node: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := n.stop(); err != nil {
+			t.Errorf("stop private node: %v", err)
+		}
+		_ = os.RemoveAll(n.dir)
+	})
+	return n
+}
+
+// freePorts returns n distinct TCP ports free on the loopback interface
+// now.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func newPrivateNode(opts nodeOptions) (*privateNode, error) {
 	dir, err := os.MkdirTemp("", "busline-rabbitmq-node-")
 	if err != nil {
 		return nil, err
@@ -76,8 +127,14 @@ func newPrivateNode() (*privateNode, error) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		return nil, err
 	}
-	port := privateNodePort()
-	n := &privateNode{name: fmt.Sprintf("busline-test-%d@localhost", port), dir: dir, port: port, tlsPort: port + 1}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	n := &privateNode{
+		name: fmt.Sprintf("busline-test-%d-%s@localhost", os.Getpid(), uuid.NewString()[:8]),
+		dir:  dir, port: ports[0], tlsPort: ports[1], distPort: ports[2],
+	}
 	n.certs, err = testcerts.Write(dir)
 	if err != nil {
 		return nil, fmt.Errorf("generate certificates: %w", err)
@@ -95,6 +152,9 @@ auth_mechanisms.2 = AMQPLAIN
 auth_mechanisms.3 = EXTERNAL
 ssl_cert_login_from = common_name
 `, n.port, n.tlsPort, n.certs.CA, n.certs.ServerCert, n.certs.ServerKey)
+	if opts.consumerTimeout > 0 {
+		conf += fmt.Sprintf("consumer_timeout = %d\n", opts.consumerTimeout.Milliseconds())
+	}
 	if err := os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
@@ -102,9 +162,16 @@ ssl_cert_login_from = common_name
 	if err := os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte("[rabbitmq_auth_mechanism_ssl].\n"), 0o644); err != nil {
 		return nil, err
 	}
-	// A node left over by a killed test run would hold the ports.
-	_ = exec.Command("rabbitmqctl", "-q", "-n", n.name, "stop").Run()
 	return n, nil
+}
+
+// ctl runs rabbitmqctl against the node and returns its output.
+func (n *privateNode) ctl(args ...string) (string, error) {
+	out, err := exec.Command("rabbitmqctl", append([]string{"-q", "-n", n.name}, args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("rabbitmqctl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
 }
 
 func (n *privateNode) url() string { return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", n.port) }
@@ -124,7 +191,7 @@ func (n *privateNode) start() error {
 	cmd.Env = append(os.Environ(),
 		"RABBITMQ_NODENAME="+n.name,
 		"RABBITMQ_NODE_PORT="+strconv.Itoa(n.port),
-		"RABBITMQ_DIST_PORT="+strconv.Itoa(n.port+20000),
+		"RABBITMQ_DIST_PORT="+strconv.Itoa(n.distPort),
 		"RABBITMQ_MNESIA_BASE="+filepath.Join(n.dir, "mnesia"),
 		"RABBITMQ_LOG_BASE="+filepath.Join(n.dir, "log"),
 		"RABBITMQ_CONFIG_FILE="+filepath.Join(n.dir, "rabbitmq.conf"),
