@@ -256,3 +256,25 @@ func stopPrivateNode() {
 	_ = node.stop()
 	_ = os.RemoveAll(node.dir)
 }
+
+// Two private nodes started side by side (as by two test runs on one
+// machine) get their own names and ports, and starting the second leaves
+// the first running.
+func TestPrivateNodesIndependent(t *testing.T) {
+	a := ownPrivateNode(t, nodeOptions{})
+	b := ownPrivateNode(t, nodeOptions{})
+	if a.name == b.name || a.port == b.port || a.distPort == b.distPort {
+		t.Fatalf("nodes share a name or port: %s:%d/%d and %s:%d/%d", a.name, a.port, a.distPort, b.name, b.port, b.distPort)
+	}
+	for _, n := range []*privateNode{a, b} {
+		if _, err := n.ctl("status"); err != nil {
+			t.Errorf("node %s not running after both started: %v", n.name, err)
+		}
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", n.port), 5*time.Second)
+		if err != nil {
+			t.Errorf("node %s: %v", n.name, err)
+			continue
+		}
+		_ = c.Close()
+	}
+}
