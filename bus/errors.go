@@ -17,6 +17,12 @@ var (
 
 	// ErrRunning is returned by Run when the bus is already running.
 	ErrRunning = errors.New("bus: already running")
+
+	// ErrDelayUnsupported is returned by Publish with WithDelay or
+	// WithDeliverAt when the transport cannot keep a message until it is
+	// due (it is no transports.Delayer), or the delay exceeds the
+	// transport's Features().MaxDelay.
+	ErrDelayUnsupported = errors.New("bus: scheduled publish not supported by the transport")
 )
 
 // PermanentError marks a failure that retrying cannot fix. See Permanent.

@@ -7,6 +7,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+
+	"github.com/busline/busline/transports"
 )
 
 // PublishOption changes one Publish call.
@@ -17,6 +19,8 @@ type publishOptions struct {
 	correlationID string
 	causationID   string
 	metadata      map[string]string
+	delay         time.Duration
+	deliverAt     time.Time
 }
 
 // WithKey sets the ordering key (ce_partitionkey): the Kafka partition key,
@@ -49,6 +53,24 @@ func WithMetadata(key, value string) PublishOption {
 	}
 }
 
+// WithDelay schedules the event: it is delivered to every group d after
+// Publish returns, and kept by the broker meanwhile (no consumer holds it,
+// see transports.Delayer). Publish returns once the broker stored it. d <= 0
+// publishes at once. The transport must be a transports.Delayer (memory,
+// redis and rabbitmq are); otherwise, or beyond its Features().MaxDelay,
+// Publish fails with ErrDelayUnsupported. Each transport documents how late
+// a scheduled event may be delivered.
+func WithDelay(d time.Duration) PublishOption {
+	return func(o *publishOptions) { o.delay, o.deliverAt = d, time.Time{} }
+}
+
+// WithDeliverAt schedules the event for t, measured on this process's
+// clock: it is WithDelay(time.Until(t)) at the time of Publish, so a time
+// in the past publishes at once.
+func WithDeliverAt(t time.Time) PublishOption {
+	return func(o *publishOptions) { o.deliverAt, o.delay = t, 0 }
+}
+
 // RawEvent is an event given by its name and its payload already encoded
 // with the bus's codec, for tools and bridges that have no Go type for it:
 // Publish sends Data as it is, with the usual CloudEvents metadata.
@@ -78,19 +100,38 @@ func Publish(ctx context.Context, b *Bus, e Event, opts ...PublishOption) error 
 	if b.isClosed() {
 		return fmt.Errorf("bus.Publish %s: %w", name, ErrClosed)
 	}
-	msg, err := b.newMessage(ctx, name, e, opts)
+	msg, delay, err := b.newMessage(ctx, name, e, opts)
 	if err != nil {
 		return fmt.Errorf("bus.Publish %s: %w", name, err)
 	}
 	topic := b.topic(name)
+	if delay > 0 {
+		return b.publishDelayed(ctx, name, topic, delay, msg)
+	}
 	if err := b.publisher.Publish(topic, msg); err != nil {
 		return fmt.Errorf("bus.Publish %s to topic %s: %w", name, topic, err)
 	}
 	return nil
 }
 
-// newMessage builds the CloudEvents envelope of e.
-func (b *Bus) newMessage(ctx context.Context, name string, e Event, opts []PublishOption) (*message.Message, error) {
+// publishDelayed publishes msg through the transport's Delayer.
+func (b *Bus) publishDelayed(ctx context.Context, name, topic string, delay time.Duration, msg *message.Message) error {
+	d, ok := b.transport.(transports.Delayer)
+	if !ok {
+		return fmt.Errorf("bus.Publish %s with a delay: %w: %T cannot keep a message until it is due (use a transport that implements transports.Delayer: memory, redis or rabbitmq)", name, ErrDelayUnsupported, b.transport)
+	}
+	if limit := b.transport.Features().MaxDelay; limit > 0 && delay > limit {
+		return fmt.Errorf("bus.Publish %s with a delay of %v: %w: the transport keeps messages for at most %v", name, delay, ErrDelayUnsupported, limit)
+	}
+	if err := d.PublishDelayed(ctx, topic, delay, msg); err != nil {
+		return fmt.Errorf("bus.Publish %s to topic %s with a delay of %v: %w", name, topic, delay, err)
+	}
+	return nil
+}
+
+// newMessage builds the CloudEvents envelope of e, and returns the delay the
+// options ask for.
+func (b *Bus) newMessage(ctx context.Context, name string, e Event, opts []PublishOption) (*message.Message, time.Duration, error) {
 	var o publishOptions
 	if md, ok := MetadataFrom(ctx); ok {
 		o.causationID = md.ID
@@ -108,12 +149,12 @@ func (b *Bus) newMessage(ctx context.Context, name string, e Event, opts []Publi
 	} else {
 		var err error
 		if payload, err = b.cfg.Codec.Marshal(e); err != nil {
-			return nil, fmt.Errorf("encode: %w", err)
+			return nil, 0, fmt.Errorf("encode: %w", err)
 		}
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return nil, fmt.Errorf("message id: %w", err)
+		return nil, 0, fmt.Errorf("message id: %w", err)
 	}
 	msg := message.NewMessage(id.String(), payload)
 	for k, v := range o.metadata {
@@ -128,7 +169,11 @@ func (b *Bus) newMessage(ctx context.Context, name string, e Event, opts []Publi
 	setIfNotEmpty(msg.Metadata, MetaPartitionKey, o.key)
 	setIfNotEmpty(msg.Metadata, MetaCorrelationID, o.correlationID)
 	setIfNotEmpty(msg.Metadata, MetaCausationID, o.causationID)
-	return msg, nil
+	delay := o.delay
+	if !o.deliverAt.IsZero() {
+		delay = time.Until(o.deliverAt)
+	}
+	return msg, delay, nil
 }
 
 func setIfNotEmpty(md message.Metadata, key, value string) {

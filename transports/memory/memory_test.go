@@ -18,6 +18,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	transporttest.Run(t, transporttest.Harness{
 		Kind: memory.Kind,
 		New:  func(*testing.T) transports.Transport { return memory.New(memory.Config{}) },
@@ -56,4 +57,34 @@ func (c channelOnly) Subscriber(group string) (message.Subscriber, error) {
 		return nil, errors.New("the memory subscriber is no longer a transports.Consumer: this test is moot")
 	}
 	return struct{ message.Subscriber }{s}, nil
+}
+
+// TestWithoutDelayer runs the pipeline and delay cases on a transport that
+// cannot delay on the broker, as a third-party one may not: redeliveries
+// then wait in the retry lane's consumer, bounded and stop-aware, and
+// scheduled publish is refused.
+func TestWithoutDelayer(t *testing.T) {
+	t.Parallel()
+	h := transporttest.Harness{
+		Kind: memory.Kind,
+		New: func(*testing.T) transports.Transport {
+			tr := memory.New(memory.Config{})
+			return noDelayer{Transport: tr, GroupProvisioner: tr, GroupRemover: tr}
+		},
+	}
+	t.Run("Pipeline", func(t *testing.T) { transporttest.RunPipeline(t, h) })
+	t.Run("Delay", func(t *testing.T) { transporttest.RunDelay(t, h) })
+}
+
+// noDelayer hides transports.Delayer from the bus.
+type noDelayer struct {
+	transports.Transport
+	transports.GroupProvisioner
+	transports.GroupRemover
+}
+
+func (n noDelayer) Features() transports.Features {
+	f := n.Transport.Features()
+	f.NativeDelay, f.MaxDelay = false, 0
+	return f
 }

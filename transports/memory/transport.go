@@ -38,19 +38,28 @@ type Transport struct {
 	topics map[string]map[string]*queue // topic → group → queue
 	closed chan struct{}
 	once   sync.Once
+
+	// The timer heap of PublishDelayed, guarded by mu.
+	delays       delayHeap
+	delaySeq     uint64
+	delayRunning bool
+	delayWake    chan struct{} // buffered: a new earliest due time
+	delayDone    chan struct{} // closed when serveDelays returned
 }
 
 var (
 	_ transports.Transport        = (*Transport)(nil)
 	_ transports.GroupProvisioner = (*Transport)(nil)
 	_ transports.GroupRemover     = (*Transport)(nil)
+	_ transports.Delayer          = (*Transport)(nil)
 )
 
 // New returns an empty in-process broker.
 func New(Config) *Transport {
 	return &Transport{
-		topics: map[string]map[string]*queue{},
-		closed: make(chan struct{}),
+		topics:    map[string]map[string]*queue{},
+		closed:    make(chan struct{}),
+		delayWake: make(chan struct{}, 1),
 	}
 }
 
@@ -74,9 +83,10 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 	return &subscriber{t: t, group: group, closed: make(chan struct{})}, nil
 }
 
-// Features reports ordered, non-persistent delivery.
+// Features reports ordered, non-persistent delivery, and delays of any
+// length kept in the transport's timer heap.
 func (t *Transport) Features() transports.Features {
-	return transports.Features{OrderedPerKey: true}
+	return transports.Features{OrderedPerKey: true, NativeDelay: true}
 }
 
 // Health returns ErrClosed after Close, nil before.
@@ -122,7 +132,12 @@ func (t *Transport) Close() error {
 		t.mu.Lock()
 		close(t.closed)
 		t.topics = map[string]map[string]*queue{}
+		t.delays = nil
+		done := t.delayDone
 		t.mu.Unlock()
+		if done != nil {
+			<-done
+		}
 	})
 	return nil
 }

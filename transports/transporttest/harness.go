@@ -34,8 +34,8 @@ type Harness struct {
 	// failure case accepts out of 1,000 events. Default: 0.
 	MaxDuplicates int
 
-	// MaxLateness is how late past its tier delay a delayed redelivery may
-	// be handled. Default: 500ms.
+	// MaxLateness is how late past its due time a delayed redelivery or a
+	// scheduled publish may be handled. Default: 1s.
 	MaxLateness time.Duration
 }
 
@@ -44,7 +44,7 @@ func (h *Harness) setDefaults() {
 		h.Timeout = 15 * time.Second
 	}
 	if h.MaxLateness == 0 {
-		h.MaxLateness = 500 * time.Millisecond
+		h.MaxLateness = time.Second
 	}
 }
 
@@ -71,6 +71,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Bus", func(t *testing.T) { RunBus(t, h) })
 	t.Run("Pipeline", func(t *testing.T) { RunPipeline(t, h) })
 	t.Run("Consumer", func(t *testing.T) { RunConsumer(t, h) })
+	t.Run("Delay", func(t *testing.T) { RunDelay(t, h) })
 }
 
 // testCase is one named case of a suite.
