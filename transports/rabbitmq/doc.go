@@ -54,10 +54,13 @@
 // on with other prefetched messages meanwhile.
 //
 // Acks are batched: one multiple-ack settles up to half of Config.Prefetch
-// acked messages, or those acked in the last 20ms, and a stopping consumer
-// sends its batch before it ends. A crash can therefore redeliver up to that
-// many messages already handled. While a nacked message waits out its delay,
-// acks go one by one, so that no multiple-ack covers it.
+// acked messages, or those acked in the last 20ms, sent by a timer of its
+// own even while the consumer goroutine runs the next handler; a stopping
+// consumer sends its batch before it ends. A crash can therefore redeliver
+// up to that many messages already handled, acked within the last 20ms.
+// While a nacked message waits out its delay, acks go one by one, so that
+// no multiple-ack covers it: a delivery leaves the waiting set only with its
+// nack frame sent, under the same lock as the acks.
 //
 // A lost connection is recovered from in the background with exponential
 // backoff: consumers re-open their channels and re-declare their exchange,

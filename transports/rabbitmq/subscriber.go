@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -154,11 +155,9 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	st := &settler{c: c, ch: ch, max: max(1, cfg.Prefetch/2)}
+	st := newSettler(ch, max(1, cfg.Prefetch/2), c.s.nacks, cfg.Logger, c.queue)
 	defer func() {
-		st.flush() // handled messages must not come back after a clean stop
-		st.nacks.stop()
-		st.stopTimer()
+		st.stop() // handled messages must not come back after a clean stop
 		_ = ch.Close()
 	}()
 	if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
@@ -175,8 +174,6 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 		select {
 		case <-ctx.Done():
 			return delivered, nil
-		case <-st.due():
-			st.flush()
 		case d, ok := <-deliveries:
 			if !ok {
 				// The channel closed (connection lost) or the broker
@@ -203,7 +200,7 @@ func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, st *settler) b
 		if ctx.Err() != nil {
 			return false
 		}
-		st.settle(msg, d, transports.Handle(ctx, msg, c.handle))
+		st.settle(msg.UUID, d.DeliveryTag, transports.Handle(ctx, msg, c.handle))
 		return true
 	}
 	msgCtx, cancel := context.WithCancel(ctx)
@@ -216,17 +213,17 @@ func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, st *settler) b
 	}
 	select {
 	case <-msg.Acked():
-		st.settle(msg, d, true)
+		st.settle(msg.UUID, d.DeliveryTag, true)
 		return true
 	case <-msg.Nacked():
-		st.settle(msg, d, false)
+		st.settle(msg.UUID, d.DeliveryTag, false)
 		return true
 	case <-ctx.Done():
 		// Acked at the same moment? select picks among ready cases at
 		// random: a lost ack means a second delivery.
 		select {
 		case <-msg.Acked():
-			st.settle(msg, d, true)
+			st.settle(msg.UUID, d.DeliveryTag, true)
 		default:
 		}
 		return false
@@ -237,124 +234,121 @@ func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, st *settler) b
 const ackDelay = 20 * time.Millisecond
 
 // settler settles the deliveries of one channel. Acks are batched: one
-// multiple-ack covers up to half the prefetch window, or whatever was acked
-// within ackDelay, which saves the broker a frame per message. A nacked
-// delivery is nacked after its backoff; while one waits, acks go out one by
-// one, since a multiple-ack would cover it too.
+// multiple-ack covers up to max acked deliveries, or whatever was acked
+// within ackDelay, which saves the broker a frame per message; a timer of
+// its own sends the batch on time, whatever the consumer goroutine is doing.
+// A nacked delivery is nacked after its backoff; while one waits, acks go
+// out one by one, since a multiple-ack would cover it too. Every change of
+// state happens under mu together with the frame that goes with it, so no
+// multiple-ack can slip in while a nack is on its way.
 type settler struct {
-	c     *consumer
-	ch    *amqp.Channel
-	max   int // acks per multiple-ack
-	nacks nackTimers
+	ack     amqp.Acknowledger // the channel
+	max     int               // acks per multiple-ack
+	backoff *nackBackoff
+	log     *slog.Logger
+	queue   string
 
-	last  uint64 // delivery tag of the latest ack not yet sent
-	count int    // acks not yet sent
-	timer *time.Timer
+	mu      sync.Mutex
+	stopped bool
+	last    uint64 // delivery tag of the latest ack not yet sent
+	count   int    // acks not yet sent
+	timer   *time.Timer
+	nacks   map[uint64]*time.Timer // nacks waiting for their backoff, by delivery tag
 }
 
-// settle acks d, or nacks it for redelivery after the message's backoff.
-func (st *settler) settle(msg *message.Message, d *amqp.Delivery, acked bool) {
+func newSettler(ack amqp.Acknowledger, max int, backoff *nackBackoff, log *slog.Logger, queue string) *settler {
+	return &settler{ack: ack, max: max, backoff: backoff, log: log, queue: queue, nacks: map[uint64]*time.Timer{}}
+}
+
+// settle acks the delivery tag, or nacks it for redelivery after the
+// message's backoff. id names the message for the backoff.
+func (st *settler) settle(id string, tag uint64, acked bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stopped {
+		return // the channel's close returns the message
+	}
 	if !acked {
-		st.flush() // before the nack waits: a later multiple-ack must not cover it
-		delay := st.c.s.nacks.next(msg.UUID)
-		st.nacks.add(delay, func() {
-			if err := d.Nack(false, true); err != nil {
-				st.c.s.t.cfg.Logger.Debug("rabbitmq: nack failed; the message returns to the queue when the channel closes", "queue", st.c.queue, "error", err)
-			}
-		})
+		st.flushLocked() // before the nack waits: a later multiple-ack must not cover it
+		delay := st.backoff.next(id)
+		st.nacks[tag] = time.AfterFunc(delay, func() { st.nack(tag) })
 		return
 	}
-	st.c.s.nacks.forget(msg.UUID)
-	if st.nacks.waiting() {
-		st.flush()
-		st.ack(d.DeliveryTag, false, 1)
+	st.backoff.forget(id)
+	if len(st.nacks) > 0 {
+		st.flushLocked()
+		st.send(tag, false, 1)
 		return
 	}
-	st.last = d.DeliveryTag
+	st.last = tag
 	st.count++
-	if st.count >= st.max {
-		st.flush()
-	} else if st.count == 1 {
+	switch {
+	case st.count >= st.max:
+		st.flushLocked()
+	case st.count == 1:
 		if st.timer == nil {
-			st.timer = time.NewTimer(ackDelay)
+			st.timer = time.AfterFunc(ackDelay, st.flush)
 		} else {
 			st.timer.Reset(ackDelay)
 		}
 	}
 }
 
-// due returns a channel that fires when batched acks have waited ackDelay.
-func (st *settler) due() <-chan time.Time {
-	if st.count == 0 || st.timer == nil {
-		return nil
+// nack sends the nack of tag once its backoff has passed; the tag leaves
+// the waiting set only with its frame sent.
+func (st *settler) nack(tag uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, waiting := st.nacks[tag]; !waiting || st.stopped {
+		return
 	}
-	return st.timer.C
+	if err := st.ack.Nack(tag, false, true); err != nil {
+		st.log.Debug("rabbitmq: nack failed; the message returns to the queue when the channel closes", "queue", st.queue, "error", err)
+	}
+	delete(st.nacks, tag)
 }
 
 // flush sends the batched acks as one multiple-ack.
 func (st *settler) flush() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.stopped {
+		st.flushLocked()
+	}
+}
+
+func (st *settler) flushLocked() {
 	if st.count == 0 {
 		return
 	}
-	st.ack(st.last, st.count > 1, st.count)
+	st.send(st.last, st.count > 1, st.count)
 	st.count = 0
-	st.stopTimer()
-}
-
-func (st *settler) stopTimer() {
 	if st.timer != nil {
 		st.timer.Stop()
 	}
 }
 
-func (st *settler) ack(tag uint64, multiple bool, n int) {
-	if err := st.ch.Ack(tag, multiple); err != nil {
-		st.c.s.t.cfg.Logger.Warn("rabbitmq: ack failed; the messages will be redelivered", "queue", st.c.queue, "count", n, "error", err)
+func (st *settler) send(tag uint64, multiple bool, n int) {
+	if err := st.ack.Ack(tag, multiple); err != nil {
+		st.log.Warn("rabbitmq: ack failed; the messages will be redelivered", "queue", st.queue, "count", n, "error", err)
 	}
 }
 
-// nackTimers are the delayed nacks of one channel.
-type nackTimers struct {
-	mu     sync.Mutex
-	next   int
-	timers map[int]*time.Timer
-}
-
-func (n *nackTimers) add(d time.Duration, f func()) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.timers == nil {
-		n.timers = map[int]*time.Timer{}
-	}
-	id := n.next
-	n.next++
-	n.timers[id] = time.AfterFunc(d, func() {
-		n.mu.Lock()
-		_, live := n.timers[id]
-		delete(n.timers, id)
-		n.mu.Unlock()
-		if live {
-			f()
-		}
-	})
-}
-
-// waiting reports whether a nack waits for its timer.
-func (n *nackTimers) waiting() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.timers) > 0
-}
-
-// stop cancels the nacks that have not run; the channel's close returns
-// their messages to the queue.
-func (n *nackTimers) stop() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, t := range n.timers {
+// stop sends the batched acks and drops the nacks that have not been sent:
+// the channel's close, which follows, returns their messages to the queue.
+// Nothing is sent after it.
+func (st *settler) stop() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.flushLocked()
+	for _, t := range st.nacks {
 		t.Stop()
 	}
-	clear(n.timers)
+	clear(st.nacks)
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+	st.stopped = true
 }
 
 // nackBackoff tracks consecutive nacks per message id within a subscriber,
