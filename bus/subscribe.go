@@ -121,7 +121,7 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 	if b.handlers[key] {
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, ErrDuplicateHandler)
 	}
-	lanes := middleware.Lanes{Publisher: b.publisher, Topic: topic, Group: group, Delays: cfg.Delays, Handler: key}
+	lanes := middleware.Lanes{Publisher: b.publisher, Topic: topic, Group: group, Delays: cfg.Delays, Handler: key, Ordered: cfg.Ordered}
 	delayer, native := b.transport.(transports.Delayer)
 	if native {
 		lanes.Delay = func(ctx context.Context, topic string, delay time.Duration, msg *message.Message) error {

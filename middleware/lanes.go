@@ -62,9 +62,20 @@ type Lanes struct {
 	// (see WaitDue).
 	Delay func(ctx context.Context, topic string, delay time.Duration, msg *message.Message) error
 
+	// Ordered keeps the subscription's order also when a lane write fails:
+	// the write is retried in place, with LaneWriteBackoff, until it
+	// succeeds or the message's context is done (the consumer stops), so no
+	// later message overtakes the failed one. Default: false, a failed write
+	// returns the error and the message is nacked for redelivery.
+	Ordered bool
+
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
 }
+
+// laneWriteBackoff paces the in-place retries of a lane write that failed in
+// an ordered subscription (Lanes.Ordered).
+var laneWriteBackoff = RetryPolicy{Initial: 50 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
 
 // Middleware returns the Lanes middleware.
 func (l Lanes) Middleware(h message.HandlerFunc) message.HandlerFunc {
@@ -76,7 +87,14 @@ func (l Lanes) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		if err == nil || msg.Context().Err() != nil {
 			return out, err
 		}
-		if perr := l.divert(msg, err); perr != nil {
+		perr := l.divert(msg, err)
+		for n := 1; perr != nil && l.Ordered; n++ {
+			if !sleep(msg.Context(), laneWriteBackoff.Backoff(n)) {
+				break
+			}
+			perr = l.divert(msg, err)
+		}
+		if perr != nil {
 			return nil, fmt.Errorf("%w (and moving the message to a lane failed, so it stays for redelivery: %v)", err, perr)
 		}
 		return nil, nil

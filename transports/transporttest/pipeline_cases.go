@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/transports"
 )
 
 // RunPipeline runs the failure-pipeline cases: retries, delayed redelivery,
@@ -28,6 +31,7 @@ func RunPipeline(t *testing.T, h Harness) {
 		{"UndecodablePayloadPoisoned", testUndecodable},
 		{"ShutdownIsNotAFailure", testShutdownNotFailure},
 		{"OrderedBlocksThenPoisons", testOrdered},
+		{"OrderedKeepsOrderWhenLaneWriteFails", testOrderedLaneWriteFails},
 	})
 }
 
@@ -407,5 +411,89 @@ func mustSubscribeOpts(t *testing.T, b *bus.Bus, group string, h bus.Handler[Eve
 	t.Helper()
 	if err := bus.Subscribe(b, group, h, opts...); err != nil {
 		t.Fatalf("Subscribe %s: %v", group, err)
+	}
+}
+
+// failingLanes wraps a transport so that the first n publishes to a poison
+// lane fail, as a broker refusing writes would.
+type failingLanes struct {
+	transports.Transport
+	left *atomic.Int64
+}
+
+// provisioningFailingLanes is failingLanes over a transport that provisions
+// groups, which the bus must still see.
+type provisioningFailingLanes struct {
+	failingLanes
+	transports.GroupProvisioner
+}
+
+func withFailingLanes(tr transports.Transport, n int) transports.Transport {
+	left := &atomic.Int64{}
+	left.Store(int64(n))
+	f := failingLanes{Transport: tr, left: left}
+	if p, ok := tr.(transports.GroupProvisioner); ok {
+		return provisioningFailingLanes{failingLanes: f, GroupProvisioner: p}
+	}
+	return f
+}
+
+func (f failingLanes) Publisher() (message.Publisher, error) {
+	p, err := f.Transport.Publisher()
+	return failingPublisher{Publisher: p, left: f.left}, err
+}
+
+type failingPublisher struct {
+	message.Publisher
+	left *atomic.Int64
+}
+
+func (p failingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if strings.HasSuffix(topic, ".poison") && p.left.Add(-1) >= 0 {
+		return errors.New("lane write refused by the test")
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+func testOrderedLaneWriteFails(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	if !e.tr.Features().OrderedPerKey {
+		t.Skip("transport does not keep per-key order")
+	}
+	const refused = 3
+	b := e.newBusOn(withFailingLanes(e.tr, refused), bus.Config{})
+	group := e.group("ordered-refused")
+	var mu sync.Mutex
+	var order []int
+	rec := newRecorder()
+	mustSubscribeOpts(t, b, group, func(ctx context.Context, ev Event) error {
+		mu.Lock()
+		order = append(order, ev.Seq)
+		mu.Unlock()
+		if ev.Seq == 3 {
+			return errors.New("event 3 always fails")
+		}
+		rec.record(ctx, ev)
+		return nil
+	}, bus.WithOrdered(), fastRetry)
+	e.run(b)
+	const n = 10
+	e.publish(e.newBus(bus.Config{}), n, func(int) string { return "one-key" })
+	rec.waitFor(e, "the events around the failing one", atLeast(n-1))
+	mu.Lock()
+	if !slices.IsSorted(order) {
+		t.Errorf("handler calls in order %v: a message overtook the failing one while its poison write was refused", order)
+	}
+	if calls := len(order) - n + 1; calls != 3 {
+		t.Errorf("event 3 handled %d times, want 3: a refused poison write must be retried, not the handler (calls %v)", calls, order)
+	}
+	mu.Unlock()
+	lane, err := bus.NewPoisonLane(e.tr, e.topic, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := waitPoison(t, e, lane, 1)
+	if len(list) != 1 || list[0].Failure.Attempts != 3 {
+		t.Errorf("poison lane holds %d messages, the first after %d attempts; want event 3 once, after 3 attempts (the refused writes retried, not the handler)", len(list), list[0].Failure.Attempts)
 	}
 }

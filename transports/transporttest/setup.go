@@ -47,6 +47,12 @@ func (e *env) group(name string) string { return name + "-" + e.id }
 // of the case.
 func (e *env) newBus(cfg bus.Config) *bus.Bus {
 	e.t.Helper()
+	return e.newBusOn(e.tr, cfg)
+}
+
+// newBusOn is newBus over tr, a wrapper of the case's transport.
+func (e *env) newBusOn(tr transports.Transport, cfg bus.Config) *bus.Bus {
+	e.t.Helper()
 	if cfg.Service == "" {
 		cfg.Service = "conformance"
 	}
@@ -54,7 +60,7 @@ func (e *env) newBus(cfg bus.Config) *bus.Bus {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	cfg.Topics = map[string]string{Event{}.EventName(): e.topic}
-	b, err := bus.New(e.tr, cfg)
+	b, err := bus.New(tr, cfg)
 	if err != nil {
 		e.t.Fatalf("bus.New: %v", err)
 	}
