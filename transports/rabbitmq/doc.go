@@ -25,6 +25,13 @@
 // start-up (bus.Subscribe before publishing) or call ProvisionGroup from a
 // deployment step.
 //
+// The queues of a group's lanes (middleware.RetryTopic, PoisonTopic) never
+// expire, whatever Config.QueueExpires says. Publishes to a lane are
+// mandatory and confirmed: a lane message that no queue takes is returned
+// by RabbitMQ and the publish fails with ErrUnroutable, so that the
+// original stays unacked; the next publish declares the lane queue again,
+// as does the first publish on each new connection.
+//
 // Queues are classic by default. Config.QueueType "quorum" declares quorum
 // queues instead: replicated across a cluster's nodes (they survive the loss
 // of a minority of nodes), always durable, with an x-delivery-count header

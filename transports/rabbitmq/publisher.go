@@ -22,14 +22,20 @@ var _ message.Publisher = (*publisher)(nil)
 // Publish sends msgs to topic's exchange and, with confirms on, returns
 // once RabbitMQ confirmed every one of them. Messages reach the queues of
 // the groups bound to the exchange at that moment; with no group bound they
-// are dropped by RabbitMQ. Publish waits for a connection while reconnecting,
-// up to Config.PublishTimeout or the first message's context.
+// are dropped by RabbitMQ. A lane (a topic ending in .retry or .poison) is
+// different: its publishes are mandatory and always confirmed, and one that
+// no queue takes fails with ErrUnroutable. Publish waits for a connection
+// while reconnecting, up to Config.PublishTimeout or the first message's
+// context.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
 	if len(msgs) == 0 {
 		return nil
+	}
+	if isLane(topic) {
+		return p.t.pool.publishLane(msgs[0].Context(), topic, msgs)
 	}
 	return p.t.pool.publish(msgs[0].Context(), topic, msgs)
 }
@@ -49,8 +55,17 @@ type publishPool struct {
 	slots []*publishSlot
 	next  atomic.Uint64
 
+	// mandatory are the channels of mandatory publishes (lanes, delays):
+	// one publish at a time each, so that a returned message belongs to it.
+	mandatory []*mandatorySlot
+	nextMand  atomic.Uint64
+
 	declareMu sync.Mutex
-	declared  map[string]uint64 // topic → connection generation its exchange was declared on
+	declared  map[string]uint64          // topic → connection generation its exchange was declared on
+	lanes     map[string]map[string]bool // lane topic → groups provisioned on it here
+	laneDecl  map[string]uint64          // lane topic → generation its queues were declared on
+	delayDecl uint64                     // generation the delay levels were declared on
+	delayDest map[string]uint64          // topic → generation its delivery binding was declared on
 }
 
 type publishSlot struct {
@@ -59,9 +74,16 @@ type publishSlot struct {
 }
 
 func newPublishPool(cfg *Config, conn *connection) *publishPool {
-	p := &publishPool{cfg: cfg, conn: conn, slots: make([]*publishSlot, cfg.PublishChannels), declared: map[string]uint64{}}
+	p := &publishPool{
+		cfg: cfg, conn: conn,
+		slots:     make([]*publishSlot, cfg.PublishChannels),
+		mandatory: make([]*mandatorySlot, cfg.PublishChannels),
+		declared:  map[string]uint64{}, lanes: map[string]map[string]bool{},
+		laneDecl: map[string]uint64{}, delayDest: map[string]uint64{},
+	}
 	for i := range p.slots {
 		p.slots[i] = &publishSlot{}
+		p.mandatory[i] = &mandatorySlot{}
 	}
 	return p
 }
@@ -138,6 +160,184 @@ func (p *publishPool) forget(topic string) {
 	p.declareMu.Lock()
 	defer p.declareMu.Unlock()
 	delete(p.declared, topic)
+	delete(p.laneDecl, topic)
+	delete(p.delayDest, topic)
+}
+
+// addLane records that group's queue on the lane topic was provisioned
+// through this transport, so that publishes to the lane re-declare it on
+// each new connection.
+func (p *publishPool) addLane(topic, group string) {
+	p.declareMu.Lock()
+	defer p.declareMu.Unlock()
+	if p.lanes[topic] == nil {
+		p.lanes[topic] = map[string]bool{}
+	}
+	p.lanes[topic][group] = true
+}
+
+// declareLane declares the lane's exchange and, once per connection, the
+// queues of the groups provisioned on it here: a lane queue deleted by hand
+// comes back before the next publish on a new connection, or after the
+// failed publish that found it gone.
+func (p *publishPool) declareLane(ctx context.Context, topic string) error {
+	if err := p.declare(ctx, topic); err != nil {
+		return err
+	}
+	p.declareMu.Lock()
+	defer p.declareMu.Unlock()
+	conn, gen, err := p.conn.get(ctx)
+	if err != nil {
+		return err
+	}
+	if len(p.lanes[topic]) == 0 || p.laneDecl[topic] == gen {
+		return nil
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	for group := range p.lanes[topic] {
+		if err := declareGroup(ch, p.cfg, topic, group); err != nil {
+			return err
+		}
+	}
+	p.laneDecl[topic] = gen
+	return nil
+}
+
+// publishLane publishes msgs to the lane topic, mandatory and confirmed.
+func (p *publishPool) publishLane(parent context.Context, topic string, msgs []*message.Message) (err error) {
+	defer func() {
+		if err != nil {
+			p.forget(topic)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(parent, p.cfg.PublishTimeout)
+	defer cancel()
+	if err := p.declareLane(ctx, topic); err != nil {
+		return fmt.Errorf("rabbitmq: publish to lane %s: %w", topic, err)
+	}
+	pubs := make([]amqp.Publishing, len(msgs))
+	for i, m := range msgs {
+		pubs[i] = toPublishing(m, true)
+	}
+	if err := p.publishMandatory(ctx, ExchangeName(topic), "", msgs, pubs); err != nil {
+		return fmt.Errorf("rabbitmq: publish to lane %s: %w", topic, err)
+	}
+	return nil
+}
+
+// ErrUnroutable is returned by a publish to a lane, or a delayed publish,
+// that RabbitMQ returned because no queue took it (a lane queue or a delay
+// level deleted by hand, say). The message was not stored: the caller keeps
+// its original, and the next publish re-declares the missing queue where
+// this transport provisioned it.
+var ErrUnroutable = errors.New("rabbitmq: the broker returned the message: no queue is bound to take it")
+
+// returnBuffer bounds how many messages one mandatory publish sends at once
+// on a channel: amqp091 drops a return its listener does not take within 5
+// seconds, so the listener's buffer holds the returns of a whole chunk.
+const returnBuffer = 256
+
+// mandatorySlot is a confirm-mode channel for mandatory publishes, used by
+// one publish at a time: a basic.return arriving before the publish's last
+// confirm is its own.
+type mandatorySlot struct {
+	mu      sync.Mutex
+	ch      *amqp.Channel
+	returns chan amqp.Return
+}
+
+// publishMandatory publishes pubs to exchange with routing key key,
+// mandatory, and returns once RabbitMQ confirmed every one and returned
+// none. RabbitMQ sends a mandatory message's basic.return before its
+// basic.ack, and amqp091 hands frames over in order, so once the last
+// confirm is in, every return of this publish is in the slot's buffer.
+func (p *publishPool) publishMandatory(ctx context.Context, exchange, key string, msgs []*message.Message, pubs []amqp.Publishing) error {
+	for start := 0; start < len(pubs); start += returnBuffer {
+		end := min(start+returnBuffer, len(pubs))
+		slot := p.mandatory[p.nextMand.Add(1)%uint64(len(p.mandatory))]
+		if err := slot.publish(ctx, p, exchange, key, msgs[start:end], pubs[start:end]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *mandatorySlot) publish(ctx context.Context, p *publishPool, exchange, key string, msgs []*message.Message, pubs []amqp.Publishing) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil || s.ch.IsClosed() {
+		ch, _, err := p.conn.channel(ctx)
+		if err != nil {
+			return err
+		}
+		// Confirms even with Config.DisableConfirms: they are what tells a
+		// return apart from a stored message.
+		if err := ch.Confirm(false); err != nil {
+			_ = ch.Close()
+			return fmt.Errorf("put channel in confirm mode: %w", err)
+		}
+		s.ch, s.returns = ch, ch.NotifyReturn(make(chan amqp.Return, returnBuffer))
+	}
+	// A publish abandoned half-way would leave confirms and returns that
+	// the next one would take for its own: start it over on a new channel.
+	abandon := func() {
+		_ = s.ch.Close()
+		s.ch = nil
+	}
+	confirms := make([]*amqp.DeferredConfirmation, 0, len(pubs))
+	for i, pub := range pubs {
+		dc, err := s.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, pub)
+		if err != nil {
+			abandon()
+			return fmt.Errorf("publish message %s: %w (not confirmed; retrying can duplicate the messages before it)", msgs[i].UUID, err)
+		}
+		confirms = append(confirms, dc)
+	}
+	var returned []amqp.Return
+	returns := s.returns
+	for i, dc := range confirms {
+	wait:
+		for {
+			select {
+			case <-dc.Done():
+				break wait
+			case r, ok := <-returns:
+				if !ok {
+					returns = nil // the channel closed: the confirms end too
+					continue
+				}
+				returned = append(returned, r)
+			case <-ctx.Done():
+				abandon()
+				return fmt.Errorf("publish message %s: no confirm from the broker: %w (it may or may not have the message; retrying can duplicate it)", msgs[i].UUID, ctx.Err())
+			}
+		}
+		if !dc.Acked() {
+			abandon()
+			return fmt.Errorf("publish message %s: %w", msgs[i].UUID, errNotConfirmed)
+		}
+	}
+	for drained := false; !drained && returns != nil; {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil
+				continue
+			}
+			returned = append(returned, r)
+		default:
+			drained = true
+		}
+	}
+	if len(returned) > 0 {
+		r := returned[0]
+		return fmt.Errorf("%w (exchange %q, %d of %d messages returned: %d %s)", ErrUnroutable, r.Exchange, len(returned), len(pubs), r.ReplyCode, r.ReplyText)
+	}
+	return nil
 }
 
 // channel returns the slot's channel on the current connection, opening it
@@ -163,6 +363,14 @@ func (s *publishSlot) channel(ctx context.Context, p *publishPool) (*amqp.Channe
 
 func (p *publishPool) close() {
 	for _, s := range p.slots {
+		s.mu.Lock()
+		if s.ch != nil {
+			_ = s.ch.Close()
+			s.ch = nil
+		}
+		s.mu.Unlock()
+	}
+	for _, s := range p.mandatory {
 		s.mu.Lock()
 		if s.ch != nil {
 			_ = s.ch.Close()

@@ -41,7 +41,8 @@ func declareExchange(ch *amqp.Channel, topic string) error {
 }
 
 // declareGroup declares topic's exchange and group's queue on it, and binds
-// them. It is idempotent.
+// them. It is idempotent. The queue of one of group's lanes (isLaneOf) gets
+// no x-expires, whatever Config.QueueExpires says.
 func declareGroup(ch *amqp.Channel, cfg *Config, topic, group string) error {
 	if err := declareExchange(ch, topic); err != nil {
 		return err
@@ -51,12 +52,16 @@ func declareGroup(ch *amqp.Channel, cfg *Config, topic, group string) error {
 	if cfg.QueueType == QueueQuorum {
 		args[amqp.QueueTypeArg] = amqp.QueueTypeQuorum
 	}
-	if cfg.QueueExpires > 0 {
-		args[amqp.QueueTTLArg] = cfg.QueueExpires.Milliseconds()
+	expires := cfg.QueueExpires
+	if isLaneOf(topic, group) {
+		expires = 0 // a lane never expires: its messages wait for no consumer
+	}
+	if expires > 0 {
+		args[amqp.QueueTTLArg] = expires.Milliseconds()
 	}
 	if _, err := ch.QueueDeclare(q, true, false, false, false, args); err != nil {
 		return topologyError(fmt.Sprintf("declare queue %q", q), err,
-			fmt.Sprintf("a queue of that name exists with other settings (queue_type %q, queue_expires %v here): make them match the existing queue, or delete the queue (its messages are lost)", cfg.QueueType, cfg.QueueExpires))
+			fmt.Sprintf("a queue of that name exists with other settings (queue_type %q, queue_expires %v here; lanes never expire): make them match the existing queue, or delete the queue (its messages are lost)", cfg.QueueType, expires))
 	}
 	if err := ch.QueueBind(q, "", ExchangeName(topic), false, nil); err != nil {
 		return topologyError(fmt.Sprintf("bind queue %q to exchange %q", q, ExchangeName(topic)), err, "")

@@ -143,7 +143,10 @@ func (t *Transport) Health(ctx context.Context) error {
 
 // ProvisionGroup declares topic's exchange and group's queue and binds them,
 // so that messages published from now on are kept for the group, even while
-// none of its consumers runs. It is idempotent.
+// none of its consumers runs. It is idempotent. The queue of one of group's
+// lanes (middleware.RetryTopic, middleware.PoisonTopic) never expires, and
+// publishes to the lane through this transport declare it again on each new
+// connection.
 func (t *Transport) ProvisionGroup(ctx context.Context, topic, group string) error {
 	if t.isClosed() {
 		return ErrClosed
@@ -155,6 +158,9 @@ func (t *Transport) ProvisionGroup(ctx context.Context, topic, group string) err
 	defer ch.Close()
 	if err := declareGroup(ch, t.cfg, topic, group); err != nil {
 		return fmt.Errorf("provision group %s on %s: %w", group, topic, err)
+	}
+	if isLaneOf(topic, group) {
+		t.pool.addLane(topic, group)
 	}
 	return nil
 }

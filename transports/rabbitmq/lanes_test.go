@@ -1,0 +1,122 @@
+package rabbitmq_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/transports/rabbitmq"
+)
+
+// queueExists reports whether queue exists on the shared broker.
+func queueExists(t *testing.T, conn *amqp.Connection, queue string) (bool, int) {
+	t.Helper()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	var aerr *amqp.Error
+	if errors.As(err, &aerr) && aerr.Code == amqp.NotFound {
+		return false, 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true, q.Messages
+}
+
+// With queue_expires set, a group's queue expires once idle, but its lane
+// queues, which may never have a consumer, do not: a poison message
+// published after the group queue expired is kept.
+func TestLaneQueuesNeverExpire(t *testing.T) {
+	requireBroker(t)
+	tr := newTransport(t, rabbitmq.Config{QueueExpires: time.Second})
+	topic, group := ids("lanes.expires")
+	ctx := context.Background()
+	for _, tp := range []string{topic, middleware.RetryTopic(topic, group), middleware.PoisonTopic(topic, group)} {
+		if err := tr.ProvisionGroup(ctx, tp, group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := amqp.Dial(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The main queue's expiry shows RabbitMQ applied queue_expires. A
+	// passive declare counts as a use and restarts the expiry: poll less
+	// often than it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		time.Sleep(1500 * time.Millisecond) // polling the broker, slower than queue_expires
+		if ok, _ := queueExists(t, conn, rabbitmq.QueueName(topic, group)); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the group queue did not expire within 30s of a 1s queue_expires")
+		}
+	}
+	for _, lane := range []string{middleware.RetryTopic(topic, group), middleware.PoisonTopic(topic, group)} {
+		if ok, _ := queueExists(t, conn, rabbitmq.QueueName(lane, group)); !ok {
+			t.Errorf("lane queue %s expired with the group queue: its messages would be lost", rabbitmq.QueueName(lane, group))
+		}
+	}
+	pub, err := tr.Publisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison := middleware.PoisonTopic(topic, group)
+	if err := pub.Publish(poison, message.NewMessage("p1", []byte("x"))); err != nil {
+		t.Fatalf("poison publish: %v", err)
+	}
+	if _, n := queueExists(t, conn, rabbitmq.QueueName(poison, group)); n != 1 {
+		t.Errorf("poison queue holds %d messages, want 1", n)
+	}
+}
+
+// A lane queue deleted by an operator: the next lane publish fails (so the
+// original would stay unacked) instead of being confirmed into nowhere, and
+// the one after it re-declares the queue and is kept.
+func TestDeletedLaneQueuePublishFails(t *testing.T) {
+	requireBroker(t)
+	tr := newTransport(t, rabbitmq.Config{})
+	topic, group := ids("lanes.deleted")
+	poison := middleware.PoisonTopic(topic, group)
+	if err := tr.ProvisionGroup(context.Background(), poison, group); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := tr.Publisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(poison, message.NewMessage("before", nil)); err != nil {
+		t.Fatalf("poison publish: %v", err)
+	}
+	raw := rawChannel(t)
+	if _, err := raw.QueueDelete(rabbitmq.QueueName(poison, group), false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	err = pub.Publish(poison, message.NewMessage("lost?", nil))
+	if !errors.Is(err, rabbitmq.ErrUnroutable) {
+		t.Fatalf("publish to a deleted lane queue = %v, want ErrUnroutable", err)
+	}
+	t.Logf("publish to the deleted lane queue: %v", err)
+	if err := pub.Publish(poison, message.NewMessage("again", nil)); err != nil {
+		t.Fatalf("publish after the failure: %v (the lane queue should be re-declared)", err)
+	}
+	conn, err := amqp.Dial(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if ok, n := queueExists(t, conn, rabbitmq.QueueName(poison, group)); !ok || n != 1 {
+		t.Errorf("re-declared lane queue exists %v with %d messages, want the one published after the failure", ok, n)
+	}
+}
