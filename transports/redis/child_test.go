@@ -1,24 +1,36 @@
 package redis_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/busline/busline/transports/redis"
 )
 
 // childEnv, when set, makes the test binary run as a child consumer process
-// (see runChild) instead of running tests.
+// (see runChild) instead of running tests. Its value is the mode.
 const childEnv = "BUSLINE_REDIS_TEST_CHILD"
 
-// runChild consumes CHILD_TOPIC as CHILD_GROUP, prints "handling <uuid>" for
-// the first message and hangs without acking, until killed.
+// runChild consumes CHILD_TOPIC as CHILD_GROUP on BUSLINE_REDIS_ADDR, until
+// killed. Mode "hang" prints "handling <uuid>" for the first message and
+// never acks it; mode "ack" prints "ready" once subscribed, then
+// "got <uuid>" for every message, which it acks.
 func runChild() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, err := redis.New(ctx, redis.Config{Addr: redisAddr(), Consumer: "crash-child", Logger: quietLogger()})
+	cfg := redis.Config{Addr: redisAddr(), Logger: quietLogger()}
+	mode := os.Getenv(childEnv)
+	if mode == "hang" {
+		cfg.Consumer = "crash-child"
+	}
+	tr, err := redis.New(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -33,7 +45,78 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	m := <-msgs
-	fmt.Printf("handling %s\n", m.UUID)
-	select {} // the handler never finishes: the parent kills this process
+	switch mode {
+	case "hang":
+		m := <-msgs
+		fmt.Printf("handling %s\n", m.UUID)
+		select {} // the handler never finishes: the parent kills this process
+	case "ack":
+		fmt.Println("ready")
+		for m := range msgs {
+			fmt.Printf("got %s\n", m.UUID)
+			m.Ack()
+		}
+	}
+	return 0
+}
+
+// child is a consumer process started by startChild.
+type child struct {
+	cmd   *exec.Cmd
+	lines chan string // stdout, line by line; closed at EOF
+}
+
+// startChild runs this test binary as a child consumer in mode (see
+// runChild) of topic for group, killed at the end of t.
+func startChild(t *testing.T, mode, topic, group string, env ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), childEnv+"="+mode, "CHILD_TOPIC="+topic, "CHILD_GROUP="+group, "BUSLINE_REDIS_ADDR="+redisAddr()), env...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, lines: make(chan string, 1024)}
+	go func() {
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	t.Cleanup(c.kill)
+	return c
+}
+
+// next returns the child's next line with prefix (the rest of it), skipping
+// others, or fails t after d.
+func (c *child) next(t *testing.T, prefix string, d time.Duration) string {
+	t.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				t.Fatalf("child exited before printing %q", prefix)
+			}
+			if rest, found := strings.CutPrefix(l, prefix); found {
+				return rest
+			}
+		case <-timeout:
+			t.Fatalf("child printed no %q within %v", prefix, d)
+		}
+	}
+}
+
+// kill sends SIGKILL to the child and waits for it.
+func (c *child) kill() {
+	if c.cmd.Process != nil {
+		_ = c.cmd.Process.Kill()
+		_ = c.cmd.Wait()
+	}
 }

@@ -101,6 +101,14 @@ type Config struct {
 	NackDelay    time.Duration `yaml:"nack_delay"`
 	NackDelayMax time.Duration `yaml:"nack_delay_max"`
 
+	// DelayPoll is the longest a subscription's mover sleeps between two
+	// looks at its topic's delayed set (see PublishDelayed): it wakes at
+	// the earliest due time it knows of, or at once when this transport
+	// stores an earlier one, so DelayPoll bounds how late a delayed message
+	// stored by another process is moved. Each look is one EVALSHA per
+	// topic and process. Default: 500ms.
+	DelayPoll time.Duration `yaml:"delay_poll"`
+
 	// MaxLen trims each stream to about this many entries on every XADD
 	// (MAXLEN ~). Trimming ignores consumer groups: see the package
 	// documentation before setting it. Lane streams (".retry", ".poison")
@@ -187,6 +195,7 @@ func (c *Config) setDefaults() {
 	setDuration(&c.NackDelay, 100*time.Millisecond)
 	setDuration(&c.NackDelayMax, 5*time.Second)
 	setDuration(&c.LossReportWindow, time.Minute)
+	setDuration(&c.DelayPoll, 500*time.Millisecond)
 	if c.BatchSize == 0 {
 		c.BatchSize = 100
 	}
@@ -246,7 +255,7 @@ func (c *Config) Validate() error {
 		"dial_timeout": c.DialTimeout, "read_timeout": c.ReadTimeout, "write_timeout": c.WriteTimeout,
 		"block": c.Block, "ack_interval": c.AckInterval, "claim_idle": c.ClaimIdle,
 		"claim_interval": c.ClaimInterval, "nack_delay": c.NackDelay, "nack_delay_max": c.NackDelayMax,
-		"loss_report_window": c.LossReportWindow, "min_id_age": c.MinIDAge,
+		"loss_report_window": c.LossReportWindow, "min_id_age": c.MinIDAge, "delay_poll": c.DelayPoll,
 	} {
 		if d < 0 {
 			bad("%s %v is negative", name, d)
@@ -257,6 +266,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClaimIdle > 0 && c.ClaimIdle < 100*time.Millisecond {
 		bad("claim_idle %v is below 100ms: live consumers would steal each other's entries", c.ClaimIdle)
+	}
+	if c.DelayPoll > 0 && c.DelayPoll < time.Millisecond {
+		bad("delay_poll %v is below 1ms", c.DelayPoll)
 	}
 	if c.NackDelayMax < c.NackDelay {
 		bad("nack_delay_max %v is below nack_delay %v", c.NackDelayMax, c.NackDelay)

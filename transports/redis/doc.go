@@ -65,6 +65,54 @@
 // for LossReportWindow. Messages published after the loss are delivered;
 // those in the lost data are gone.
 //
+// # Delays
+//
+// The transport is a transports.Delayer: PublishDelayed keeps a message in
+// Redis until it is due, and no consumer holds it meanwhile (no pending
+// entry, no goroutine, no heartbeat per message). The bus delays
+// redeliveries this way (into a group's retry lane, "<topic>.<group>.retry")
+// and scheduled publishes (into the topic itself).
+//
+// Each destination stream has one sorted set, "{<stream>}:delayed" (the
+// braces are a Redis Cluster hash tag, so the set shares the stream's slot),
+// scored by due time in Unix milliseconds of the Redis server: the schedule
+// script reads the server's TIME and adds the delay, so the clocks of
+// publishers do not matter. A member is the stream entry as Publish would
+// write it, as length-prefixed elements "<len>:<bytes>": the message UUID
+// first (members are unique, and storing the same message twice keeps one),
+// then field, value, field, value... A client in another language can
+// schedule with ZADD {busline:orders.placed}:delayed <due ms> '2:id7:payload2:{}'.
+//
+// Every subscription of a topic runs, once per transport, the mover of that
+// topic's set: a Lua script that takes up to BatchSize due members, XADDs
+// each to the stream (honouring MaxLen/MinIDAge for main topics, never for
+// lanes) and ZREMs it, in one atomic step. It runs again at once while it
+// moves full batches, then sleeps until the earliest member left is due, at
+// most DelayPoll (500ms), since other processes may add earlier ones; a
+// PublishDelayed through the same transport wakes it at once. Several
+// movers (other groups, other processes) may run on one set at the same
+// time: each member is moved exactly once. So a delayed message is never
+// delivered early, and late by a few milliseconds when the mover knows it,
+// by up to DelayPoll when another process stored it after the mover's last
+// look (measured over 1,000 messages due 0-2s: p50 3ms, p99 6ms through
+// the same transport; p99 481ms, max 503ms from another one). A message is
+// moved only while some subscription of its topic runs, and delivered to
+// the groups of the stream as if published when it was moved.
+//
+// A crash while messages wait loses nothing: the set is in Redis, and the
+// next subscription of the topic moves what is due. Like the streams, the
+// set survives a Redis restart only with persistence (appendonly yes). A
+// member that does not parse (written by hand) is moved as an entry with
+// the single field busline_delayed, which the subscription poisons as
+// malformed: it neither blocks the set nor disappears.
+//
+// Keys: a group adds three keys to its topic's stream, however many delay
+// tiers it has: "<topic>.<group>.retry" (stream), "{<stream of the
+// retry lane>}:delayed" (sorted set, all tiers share it) and
+// "<topic>.<group>.poison" (stream); a topic that receives scheduled
+// publishes adds "{<stream>}:delayed". Delays of any length are accepted
+// (Features().MaxDelay is 0).
+//
 // # Ordering
 //
 // A single consumer of a group receives entries in stream order, which is
@@ -88,6 +136,9 @@
 //
 // # Redis Cluster
 //
-// Set ClusterAddrs. Every command busline sends touches a single stream, so
-// streams, lanes included, may hash to any slot; no hash tags are needed.
+// Set ClusterAddrs. Every command busline sends touches a single stream, or
+// a stream and its delayed set, which the set's hash tag puts in the
+// stream's slot; so streams, lanes included, may hash to any slot. A stream
+// key that holds a '}' without a hash tag of its own cannot have a delayed
+// set in its slot, and PublishDelayed to it is refused on a cluster.
 package redis

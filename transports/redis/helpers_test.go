@@ -167,7 +167,7 @@ func publishRetrying(t *testing.T, b *bus.Bus, o order) {
 
 func fmtSeqs(n int) string { return fmt.Sprintf("%d events", n) }
 
-// dropStreams deletes topic's stream and its lanes.
+// dropStreams deletes topic's stream, its lanes and their delayed sets.
 func dropStreams(tr *redis.Transport, topic string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -176,6 +176,8 @@ func dropStreams(tr *redis.Transport, topic string) {
 		return
 	}
 	keys, _ := c.Keys(ctx, tr.Stream(topic)+"*").Result()
+	sets, _ := c.Keys(ctx, "{"+tr.Stream(topic)+"*").Result() // delayed sets
+	keys = append(keys, sets...)
 	if len(keys) > 0 {
 		c.Del(ctx, keys...)
 	}

@@ -29,31 +29,36 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 		return ErrClosed
 	default:
 	}
+	return p.t.publish(topic, msgs)
+}
+
+// publish appends msgs to topic's stream through the batcher.
+func (t *Transport) publish(topic string, msgs []*message.Message) error {
 	if topic == "" {
 		return fmt.Errorf("redis transport: publish to an empty topic")
 	}
 	if len(msgs) == 0 {
 		return nil
 	}
-	stream := p.t.Stream(topic)
+	stream := t.Stream(topic)
 	args := make([]*goredis.XAddArgs, len(msgs))
 	for i, m := range msgs {
 		vals, err := encode(m)
 		if err != nil {
 			return fmt.Errorf("redis transport: publish %s to %s: %w", m.UUID, topic, err)
 		}
-		args[i] = p.t.xaddArgs(topic, vals)
+		args[i] = t.xaddArgs(topic, vals)
 	}
-	cmds, err := p.t.batcher.do(args)
+	cmds, err := t.batcher.do(args)
 	if errors.Is(err, ErrClosed) {
 		return ErrClosed
 	}
 	if err != nil {
-		return p.t.redact(fmt.Errorf("redis transport: publish to %s: %w", stream, err))
+		return t.redact(fmt.Errorf("redis transport: publish to %s: %w", stream, err))
 	}
 	for i, c := range cmds {
 		if err := c.Err(); err != nil {
-			return p.t.redact(fmt.Errorf("redis transport: publish %s to %s: %w", msgs[i].UUID, stream, err))
+			return t.redact(fmt.Errorf("redis transport: publish %s to %s: %w", msgs[i].UUID, stream, err))
 		}
 	}
 	return nil

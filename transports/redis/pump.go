@@ -78,6 +78,8 @@ func (p *pump) signal() {
 // run is the fetch loop.
 func (p *pump) run() {
 	defer close(p.done)
+	mv := p.t.acquireMover(p.topic)
+	defer p.t.releaseMover(mv)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

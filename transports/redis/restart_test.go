@@ -1,12 +1,8 @@
 package redis_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -80,37 +76,11 @@ func TestCrashBeforeAck(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childEnv+"=1", "CHILD_TOPIC="+topic, "CHILD_GROUP="+group, "BUSLINE_REDIS_ADDR="+redisAddr())
-	stdout, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	c := startChild(t, "hang", topic, group)
+	if id := c.next(t, "handling ", 15*time.Second); id != "crash-1" {
+		t.Fatalf("child handles %s, want crash-1", id)
 	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
-	got := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "handling ") {
-				got <- strings.TrimPrefix(sc.Text(), "handling ")
-				return
-			}
-		}
-	}()
-	select {
-	case id := <-got:
-		if id != "crash-1" {
-			t.Fatalf("child handles %s, want crash-1", id)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the child consumer never received the message")
-	}
-	if err := child.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	c.kill()
 	killed := time.Now()
 
 	sub, _ := tr.Subscriber(group)

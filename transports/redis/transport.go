@@ -43,6 +43,7 @@ type Transport struct {
 	mu          sync.Mutex
 	provisioned map[string]map[string]bool
 	subscribers map[*subscriber]struct{}
+	movers      map[string]*mover // by topic
 	lost        *GroupLostError
 }
 
@@ -50,6 +51,7 @@ var (
 	_ transports.Transport        = (*Transport)(nil)
 	_ transports.GroupProvisioner = (*Transport)(nil)
 	_ transports.GroupRemover     = (*Transport)(nil)
+	_ transports.Delayer          = (*Transport)(nil)
 )
 
 // New connects to Redis as cfg says and checks the connection with PING. It
@@ -95,6 +97,7 @@ func newTransport(cfg Config, client goredis.UniversalClient) *Transport {
 		batcher:     newBatcher(client),
 		provisioned: map[string]map[string]bool{},
 		subscribers: map[*subscriber]struct{}{},
+		movers:      map[string]*mover{},
 	}
 }
 
@@ -133,9 +136,10 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 }
 
 // Features reports persistent, per-key ordered delivery (see the package
-// documentation for what reorders).
+// documentation for what reorders) and native delays of any length
+// (PublishDelayed).
 func (t *Transport) Features() transports.Features {
-	return transports.Features{Persistent: true, OrderedPerKey: true}
+	return transports.Features{Persistent: true, OrderedPerKey: true, NativeDelay: true}
 }
 
 // Health returns nil when Redis answers PING and no consumer group was lost
