@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -14,8 +17,12 @@ import (
 )
 
 // handlerStopWait is how long Close waits for handlers to return once their
-// contexts were cancelled.
-const handlerStopWait = 5 * time.Second
+// contexts were cancelled, when Close's context has no earlier deadline;
+// minStopWait is what it gives them even when that deadline has passed.
+const (
+	handlerStopWait = 5 * time.Second
+	minStopWait     = 100 * time.Millisecond
+)
 
 // Bus publishes typed events and runs typed handlers over one transport.
 // Create it with New, register handlers with Subscribe, start them with Run
@@ -50,9 +57,14 @@ type Bus struct {
 	workers sync.WaitGroup
 	running chan struct{} // closed when Run started every worker
 
+	// abandoned is set when Close gave up waiting for handlers that ignore
+	// their cancelled contexts: what they return later is nacked, as
+	// Close's error promised.
+	abandoned atomic.Bool
+
 	mu          sync.Mutex
-	handlers    map[string]bool // "event/group" registered
-	pending     []worker        // registered, started by Run
+	handlers    map[string]*atomic.Int64 // "event/group" → handlers running
+	pending     []worker                 // registered, started by Run
 	subscribers map[string]message.Subscriber
 	started     bool // Run was called
 	closed      bool
@@ -70,6 +82,9 @@ type worker struct {
 	// a transport that is no transports.Delayer.
 	waitDue bool
 	delays  []time.Duration
+	// running counts the subscription's handlers running, for Close's
+	// report of those that do not stop.
+	running *atomic.Int64
 }
 
 // New returns a bus over t. It validates cfg and returns every problem at
@@ -91,7 +106,7 @@ func New(t transports.Transport, cfg Config) (*Bus, error) {
 		transport:   t,
 		publisher:   pub,
 		running:     make(chan struct{}),
-		handlers:    map[string]bool{},
+		handlers:    map[string]*atomic.Int64{},
 		subscribers: map[string]message.Subscriber{},
 		closeDone:   make(chan struct{}),
 	}
@@ -209,7 +224,13 @@ func (b *Bus) handle(msg *message.Message, w worker) {
 		return
 	}
 	msg.SetContext(handlerContext{Context: b.handlerCtx, values: msg.Context()})
+	w.running.Add(1)
 	_, err := w.handle(msg)
+	w.running.Add(-1)
+	if b.abandoned.Load() {
+		msg.Nack() // Close reported it still running and left it for redelivery
+		return
+	}
 	if err != nil {
 		// Only a stop, or a lane publish that failed, gets here: the
 		// pipeline turns every handler failure into a lane move.
@@ -266,8 +287,14 @@ func (c handlerContext) AfterFunc(f func()) (stop func() bool) {
 // cfg.ShutdownGrace, whichever comes first) to finish, then their contexts
 // are cancelled. A message whose handler did not finish is not acked, so the
 // broker redelivers it; cancellation by Close is never treated as a handler
-// failure. Close is idempotent: later calls wait for the first and return
-// its result.
+// failure. Messages waiting for a delayed redelivery are kept by the
+// transport and hold nothing up.
+//
+// Close returns by ctx's deadline (plus at most 200ms) even if a handler
+// ignores its cancelled context: it then reports the subscriptions whose
+// handlers still run, nacks whatever they return later, and leaves the
+// subscribers and the transport to finish closing in the background. Close
+// is idempotent: later calls wait for the first and return its result.
 func (b *Bus) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
@@ -285,14 +312,42 @@ func (b *Bus) Close(ctx context.Context) error {
 		close(idle)
 	}()
 	var errs []error
+	stuck := false
 	if !waitIdle(ctx, idle, b.cfg.ShutdownGrace) {
 		b.cancelHandler()
-		if !waitIdle(context.Background(), idle, handlerStopWait) {
-			errs = append(errs, fmt.Errorf("bus: close: handlers still running %v after their contexts were cancelled; their messages will be redelivered", handlerStopWait))
+		if !waitIdle(ctx, idle, handlerStopWait) && !waitIdle(context.Background(), idle, minStopWait) {
+			stuck = true
+			b.abandoned.Store(true)
+			errs = append(errs, fmt.Errorf("bus: close: handlers still running after their contexts were cancelled (%s); their messages are left unacked for redelivery", b.runningHandlers()))
 		}
 	}
 	b.cancelHandler()
 	b.cancelRun()
+	if !stuck {
+		errs = append(errs, b.release()...)
+	} else {
+		// Subscribers may wait for the stuck handlers: they finish closing
+		// in the background once those return.
+		released := make(chan []error, 1)
+		go func() { released <- b.release() }()
+		timer := time.NewTimer(minStopWait)
+		select {
+		case rerrs := <-released:
+			errs = append(errs, rerrs...)
+		case <-timer.C:
+			errs = append(errs, errors.New("bus: close: the subscribers and the transport finish closing in the background, once those handlers return"))
+		}
+		timer.Stop()
+	}
+	b.closeErr = errors.Join(errs...)
+	close(b.closeDone)
+	return b.closeErr
+}
+
+// release closes the subscribers, the publisher and, if the bus owns it, the
+// transport.
+func (b *Bus) release() []error {
+	var errs []error
 	b.mu.Lock()
 	for _, s := range b.subscribers {
 		if err := s.Close(); err != nil {
@@ -308,9 +363,22 @@ func (b *Bus) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("bus: close transport: %w", err))
 		}
 	}
-	b.closeErr = errors.Join(errs...)
-	close(b.closeDone)
-	return b.closeErr
+	return errs
+}
+
+// runningHandlers names the subscriptions with handlers running, e.g.
+// "orders.placed/billing: 2".
+func (b *Bus) runningHandlers() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var names []string
+	for key, n := range b.handlers {
+		if c := n.Load(); c > 0 {
+			names = append(names, fmt.Sprintf("%s: %d", key, c))
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 // waitIdle waits for idle until ctx is done or grace has passed. It reports

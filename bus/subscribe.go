@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -118,7 +119,7 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, ErrClosed)
 	}
 	key := event + "/" + group
-	if b.handlers[key] {
+	if b.handlers[key] != nil {
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, ErrDuplicateHandler)
 	}
 	lanes := middleware.Lanes{Publisher: b.publisher, Topic: topic, Group: group, Delays: cfg.Delays, Handler: key, Ordered: cfg.Ordered}
@@ -142,13 +143,14 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 	attempt := middleware.Retry(*cfg.Retry)(middleware.Timeout(cfg.Timeout)(middleware.Recoverer(
 		func(msg *message.Message) ([]*message.Message, error) { return nil, h(msg) })))
 	handle := lanes.Middleware(attempt)
+	running := &atomic.Int64{}
 	var workers []worker
 	for range cfg.Concurrency {
 		workers = append(workers,
-			worker{sub: sub, topic: topic, handle: handle},
+			worker{sub: sub, topic: topic, handle: handle, running: running},
 			// Where the transport cannot delay, redeliveries reach the lane
 			// early and the worker waits for them (bounded; see WaitDue).
-			worker{sub: sub, topic: retry, handle: handle, waitDue: !native, delays: cfg.Delays})
+			worker{sub: sub, topic: retry, handle: handle, waitDue: !native, delays: cfg.Delays, running: running})
 	}
 	if b.started {
 		for _, w := range workers {
@@ -159,7 +161,7 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 	} else {
 		b.pending = append(b.pending, workers...)
 	}
-	b.handlers[key] = true
+	b.handlers[key] = running
 	return nil
 }
 

@@ -4,20 +4,20 @@
 //
 // Package bus composes them for every subscription, outermost first:
 //
-//		Lanes → Retry → Timeout → Recoverer → handler        (main topic)
-//		Due → Lanes → Retry → Timeout → Recoverer → handler  (retry lanes)
+//		Lanes → Retry → Timeout → Recoverer → handler
 //
 //	  - Recoverer turns a panic into a *PanicError carrying the stack.
 //	  - Timeout bounds each attempt.
 //	  - Retry retries at once with exponential backoff and jitter; it never
 //	    retries a Permanent error, nor a message whose context is done (the
 //	    consumer is stopping: the message is left for redelivery).
-//	  - Lanes moves a message that still fails to the group's next retry lane
-//	    (topic <topic>.<group>.retry.<tier>, due after the tier's delay) and,
-//	    after the last tier or at once for a permanent failure, to the group's
-//	    poison lane (<topic>.<group>.poison). The original is acked only after
-//	    the lane publish succeeded.
-//	  - Due holds a retry-lane message until it is due.
+//	  - Lanes moves a message that still fails to the group's retry lane
+//	    (topic <topic>.<group>.retry) for its next tier, due after the tier's
+//	    delay, and after the last tier or at once for a permanent failure to
+//	    the group's poison lane (<topic>.<group>.poison). The original is
+//	    acked only after the lane publish succeeded. With Lanes.Delay (a
+//	    transports.Delayer) the broker keeps the message until it is due;
+//	    without it, the lane's consumer waits for it (WaitDue).
 //
 // # Failure metadata
 //

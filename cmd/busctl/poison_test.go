@@ -117,7 +117,7 @@ func TestPoisonLifecycle(t *testing.T) {
 				func(_ context.Context, o orderPlaced) error { shipped2 <- o.ID; return nil })
 			r := mustRun(t, append([]string{"poison", "replay", "--json", "--rate", "20", "--id", strings.Join(ids[:3], ",")}, lane...)...)
 			var res sweepResult
-			if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Selected != 3 || res.Done != 3 || res.To != topic+".billing.retry.1" {
+			if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Selected != 3 || res.Done != 3 || res.To != topic+".billing.retry" {
 				t.Fatalf("poison replay: %v %+v\n%s", err, res, r)
 			}
 			got := receive(t, handled, 3, time.Minute, "billing replays")

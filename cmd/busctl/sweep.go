@@ -21,7 +21,7 @@ type sweepKind struct {
 var (
 	replayKind = sweepKind{"replay", "replayed", `
 Moves the selected poison messages to the group's retry lane
-(<topic>.<group>.retry.1), due at once, so the group's running consumers handle
+(<topic>.<group>.retry), due at once, so the group's running consumers handle
 them again; other groups of the topic do not see them. Messages keep their
 payload, metadata and failure record (busline_replays counts replays).
 Select with --all, --id or --older-than (both narrow together). busctl first

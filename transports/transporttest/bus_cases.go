@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +27,7 @@ func RunBus(t *testing.T, h Harness) {
 		{"ForeignPayloadHandled", testForeignPayload},
 		{"GracefulShutdownFinishesInFlight", testShutdownFinishes},
 		{"GracefulShutdownLeavesUnfinished", testShutdownLeavesUnfinished},
+		{"CloseBoundedByContext", testCloseBoundedByContext},
 		{"CloseIdempotent", testCloseIdempotent},
 		{"DuplicateHandler", testDuplicateHandler},
 		{"OpenByKind", testOpenByKind},
@@ -285,6 +288,49 @@ func testShutdownLeavesUnfinished(t *testing.T, h *Harness) {
 	_, rec := e.recordingInstance(group)
 	calls := rec.waitFor(e, "redelivery of the unfinished message", atLeast(1))
 	if calls[0].Event.Seq != 0 {
+		t.Errorf("redelivered %+v, want event 0", calls[0].Event)
+	}
+}
+
+func testCloseBoundedByContext(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	group := e.group("deaf")
+	b := e.newBus(bus.Config{ShutdownGrace: time.Second})
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	mustSubscribe(t, b, group, func(ctx context.Context, ev Event) error {
+		if ev.Seq == 0 {
+			select {
+			case <-started:
+			default:
+				close(started)
+				<-release // ignores its context
+			}
+		}
+		return nil
+	})
+	e.run(b)
+	e.publish(b, 1, nil)
+	waitClosed(t, h, started, "handler start")
+	const limit = 3 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	begin := time.Now()
+	err := b.Close(ctx)
+	took := time.Since(begin)
+	t.Logf("Close with a handler that ignores its context: %v, %v", took, err)
+	if err == nil || !strings.Contains(err.Error(), "still running") || !strings.Contains(err.Error(), group) {
+		t.Errorf("Close = %v, want an error naming the handler still running in group %s", err, group)
+	}
+	// The bound is Close's own select on its context, plus the short waits
+	// it documents.
+	if took > limit+2*time.Second {
+		t.Errorf("Close took %v with a %v context: it waited for the stuck handler", took, limit)
+	}
+	once.Do(func() { close(release) })
+	_, rec := e.recordingInstance(group)
+	if calls := rec.waitFor(e, "redelivery of the stuck message", atLeast(1)); calls[0].Event.Seq != 0 {
 		t.Errorf("redelivered %+v, want event 0", calls[0].Event)
 	}
 }
