@@ -23,6 +23,11 @@ type PoisonMessage struct {
 	// FailureErr is set when the failure record is malformed; the fields of
 	// Failure that decoded are still filled.
 	FailureErr error
+	// Copies is how many copies of the message (same ID) the lane holds: a
+	// crash between a lane write and the ack of the original can leave two.
+	// List returns each message once; Replay and Purge act on all of its
+	// copies at once, so a replayed message is handled once.
+	Copies int
 }
 
 // PoisonLane reads and works one group's poison lane for one topic: the
@@ -61,12 +66,17 @@ func NewPoisonLane(t transports.Transport, topic, group string) (*PoisonLane, er
 func (l *PoisonLane) Topic() string { return middleware.PoisonTopic(l.topic, l.group) }
 
 // List returns the messages in the lane, oldest first, leaving them there.
+// A message the lane holds more than once is listed once, at its first
+// copy, with Copies counting them.
 func (l *PoisonLane) List(ctx context.Context) ([]PoisonMessage, error) {
 	var list []PoisonMessage
+	at := map[string]int{}
 	_, err := l.sweep(ctx, func(m PoisonMessage) action {
+		at[m.ID] = len(list)
+		m.Copies = 1
 		list = append(list, m)
 		return keep
-	})
+	}, func(id string) { list[at[id]].Copies++ })
 	return list, err
 }
 
@@ -76,25 +86,28 @@ func (l *PoisonLane) List(ctx context.Context) ([]PoisonMessage, error) {
 // were replayed, also when it fails part way. match is called once per
 // message, in lane order, just before the message is acted on; it may block,
 // to pace a large replay or report progress.
+//
+// A message with several copies in the lane is replayed once and its other
+// copies are deleted.
 func (l *PoisonLane) Replay(ctx context.Context, match func(PoisonMessage) bool) (int, error) {
 	return l.sweep(ctx, func(m PoisonMessage) action {
 		if match == nil || match(m) {
 			return replay
 		}
 		return keep
-	})
+	}, nil)
 }
 
 // Purge deletes the messages for which match returns true (all if match is
 // nil). It returns how many were deleted, also when it fails part way. match
-// is called as by Replay.
+// is called as by Replay; every copy of a deleted message is deleted.
 func (l *PoisonLane) Purge(ctx context.Context, match func(PoisonMessage) bool) (int, error) {
 	return l.sweep(ctx, func(m PoisonMessage) action {
 		if match == nil || match(m) {
 			return drop
 		}
 		return keep
-	})
+	}, nil)
 }
 
 type action int
@@ -105,9 +118,11 @@ const (
 	drop
 )
 
-// sweep consumes the lane up to a fresh marker, applying decide to every
-// message, and returns how many were replayed or dropped.
-func (l *PoisonLane) sweep(ctx context.Context, decide func(PoisonMessage) action) (int, error) {
+// sweep consumes the lane up to a fresh marker, applying decide to the first
+// copy of every message, and returns how many messages were replayed or
+// dropped. A later copy of a message is kept if its first copy was, and
+// dropped otherwise; copy, if not nil, is called with its id.
+func (l *PoisonLane) sweep(ctx context.Context, decide func(PoisonMessage) action, copy func(id string)) (int, error) {
 	lane := l.Topic()
 	pub, err := l.transport.Publisher()
 	if err != nil {
@@ -136,6 +151,7 @@ func (l *PoisonLane) sweep(ctx context.Context, decide func(PoisonMessage) actio
 		return 0, fmt.Errorf("poison lane %s: publish marker: %w", lane, err)
 	}
 	done := 0
+	decided := map[string]action{}
 	for {
 		var msg *message.Message
 		select {
@@ -151,20 +167,33 @@ func (l *PoisonLane) sweep(ctx context.Context, decide func(PoisonMessage) actio
 			msg.Ack()
 			return done, nil
 		}
-		act := keep
+		act, isCopy := keep, false
 		if at, isMarker := msg.Metadata[metaMarker]; isMarker {
 			if t, err := time.Parse(time.RFC3339Nano, at); err != nil || time.Since(t) > staleMarker {
 				act = drop
 			}
 		} else {
-			act = decide(readPoison(msg))
+			pm := readPoison(msg)
+			first, seen := decided[pm.ID]
+			switch {
+			case !seen:
+				act = decide(pm)
+				decided[pm.ID] = act
+			case first == keep:
+				isCopy = true
+			default: // the first copy was replayed or dropped
+				act, isCopy = drop, true
+			}
+			if isCopy && copy != nil {
+				copy(pm.ID)
+			}
 		}
 		if err := l.apply(pub, msg, act); err != nil {
 			msg.Nack()
 			return done, fmt.Errorf("poison lane %s: message %s: %w (after %d messages)", lane, msg.UUID, err, done)
 		}
 		msg.Ack()
-		if act != keep {
+		if act != keep && !isCopy {
 			done++
 		}
 	}

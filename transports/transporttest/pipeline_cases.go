@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/middleware"
@@ -32,6 +33,7 @@ func RunPipeline(t *testing.T, h Harness) {
 		{"ShutdownIsNotAFailure", testShutdownNotFailure},
 		{"OrderedBlocksThenPoisons", testOrdered},
 		{"OrderedKeepsOrderWhenLaneWriteFails", testOrderedLaneWriteFails},
+		{"PoisonCopiesActOnce", testPoisonCopies},
 	})
 }
 
@@ -496,4 +498,67 @@ func testOrderedLaneWriteFails(t *testing.T, h *Harness) {
 	if len(list) != 1 || list[0].Failure.Attempts != 3 {
 		t.Errorf("poison lane holds %d messages, the first after %d attempts; want event 3 once, after 3 attempts (the refused writes retried, not the handler)", len(list), list[0].Failure.Attempts)
 	}
+}
+
+func testPoisonCopies(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	b := e.newBus(bus.Config{})
+	group := e.group("copies")
+	rec := newRecorder()
+	mustSubscribeOpts(t, b, group, func(ctx context.Context, ev Event) error {
+		rec.record(ctx, ev)
+		return nil
+	})
+	pub, err := e.tr.Publisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	poisoned := func(seq int, id string) *message.Message {
+		m := laneMessage(e, seq, time.Time{})
+		m.UUID = uuid.NewString() // another copy on the wire, the same event
+		m.Metadata.Set(bus.MetaID, id)
+		middleware.Failure{Attempts: 3, Reason: middleware.ReasonError, Error: "crashed before the ack"}.Write(m.Metadata)
+		return m
+	}
+	dup := e.id + "-dup"
+	// A crash between the poison write and the ack wrote the first event twice.
+	if err := pub.Publish(middleware.PoisonTopic(e.topic, group), poisoned(0, dup), poisoned(1, e.id+"-solo"), poisoned(0, dup)); err != nil {
+		t.Fatal(err)
+	}
+	lane, err := bus.NewPoisonLane(e.tr, e.topic, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := lane.List(e.h.waitCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != dup || list[0].Copies != 2 || list[1].Copies != 1 {
+		t.Fatalf("List = %s, want %s with 2 copies, then the other once", describe(list), dup)
+	}
+	e.run(b)
+	n, err := lane.Replay(e.h.waitCtx(t), func(m bus.PoisonMessage) bool { return m.ID == dup })
+	if err != nil || n != 1 {
+		t.Fatalf("Replay by id = %d, %v; want 1 message", n, err)
+	}
+	rec.waitFor(e, "the replayed event", atLeast(1))
+	// Once a marker published after the replay arrived, a second copy would have.
+	e.publish(e.newBus(bus.Config{}), 2, nil)
+	calls := rec.waitFor(e, "the markers", func(c []delivery) bool { return len(c) >= 3 })
+	if len(calls) != 3 {
+		t.Errorf("%d handler calls, want the replayed event once and two markers", len(calls))
+	}
+	if left, err := lane.List(e.h.waitCtx(t)); err != nil || len(left) != 1 || left[0].ID != e.id+"-solo" {
+		t.Errorf("lane after the replay: %s, %v; want the other message only", describe(left), err)
+	}
+}
+
+// describe lists poison messages as "id×copies".
+func describe(list []bus.PoisonMessage) string {
+	var parts []string
+	for _, m := range list {
+		parts = append(parts, fmt.Sprintf("%s×%d", m.ID, m.Copies))
+	}
+	return "[" + strings.Join(parts, " ") + "]"
 }
