@@ -6,17 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
-	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/busline/busline/transports/kafka"
 )
 
 // BenchmarkPublish measures Publish to kfake on loopback: busline's
-// publisher one message per call, from many goroutines, in batches of 100,
-// and the Watermill adapter's publisher for comparison.
+// publisher one message per call, from many goroutines, and in batches of
+// 100 (bench/harness compares it with the Watermill adapter and raw
+// clients).
 func BenchmarkPublish(b *testing.B) {
 	c := newCluster(b)
 	tr := open(b, testConfig(c.ListenAddrs()))
@@ -74,26 +73,6 @@ func BenchmarkPublish(b *testing.B) {
 			sent += len(batch)
 		}
 		report(b, start, sent)
-	})
-	b.Run("WatermillAdapter/Sequential", func(b *testing.B) {
-		sc := sarama.NewConfig()
-		sc.Version = sarama.V2_8_0_0
-		sc.Producer.Return.Successes = true
-		pub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{
-			Brokers: c.ListenAddrs(), Marshaler: wmkafka.DefaultMarshaler{}, OverwriteSaramaConfig: sc,
-		}, watermill.NopLogger{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer pub.Close()
-		topic := unique("bench")
-		start := time.Now()
-		for i := 0; b.Loop(); i++ {
-			if err := pub.Publish(topic, newMsg(i)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		report(b, start, b.N)
 	})
 }
 

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/busline/busline/transports"
 )
@@ -16,20 +21,23 @@ import (
 // Config configures the Kafka transport. It is decoded strictly from the YAML
 // section transport.kafka; every field is optional.
 type Config struct {
-	// Brokers are the bootstrap brokers, host:port. Default: ["127.0.0.1:9092"].
+	// Brokers are the bootstrap brokers, host:port. Default: the
+	// comma-separated list in $BUSLINE_KAFKA_BROKERS (EnvBrokers) when set,
+	// else ["127.0.0.1:9092"].
 	Brokers []string `yaml:"brokers"`
 
-	// Version is the Kafka protocol version to speak, e.g. "3.6.0".
-	// Default: "2.8.0", which every supported broker (and kfake) accepts.
+	// Version caps the Kafka protocol version spoken, e.g. "2.8.0", for
+	// brokers that misreport what they support. Default: empty, the
+	// versions are negotiated with each broker.
 	Version string `yaml:"version"`
 
 	// ClientID names the connections on the broker. Default: the service name.
 	ClientID string `yaml:"client_id"`
 
 	// Partitions is the partition count of the topics the transport creates.
-	// Lane topics (names ending in ".poison" or containing ".retry.") always
-	// get 1 partition, so that one consumer scans them first in, first out.
-	// Default: 3.
+	// It bounds a group instance's parallelism on a topic: a partition is
+	// handled by one consumer at a time. Lane and wait topics always get 1
+	// partition. Default: 3.
 	Partitions int32 `yaml:"partitions"`
 
 	// ReplicationFactor of the topics the transport creates. Default: 1.
@@ -37,11 +45,13 @@ type Config struct {
 
 	// CreateTopics lets the transport create missing topics (with Partitions
 	// and ReplicationFactor) before it publishes or subscribes. With false,
-	// topics must exist or the broker must create them. Default: true.
+	// topics must exist or the broker must create them; delayed publishes
+	// then need their wait topics created by hand (see README). Default: true.
 	CreateTopics *bool `yaml:"create_topics"`
 
-	// DialTimeout bounds connecting, reading from and writing to a broker.
-	// Default: 10s.
+	// DialTimeout bounds opening a connection to a broker. Requests have
+	// their own timeouts, which franz-go derives from each request's own
+	// (a JoinGroup waits up to RebalanceTimeout). Default: 10s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 
 	// PublishRetries is how many times the producer retries a send the
@@ -49,14 +59,25 @@ type Config struct {
 	// duplicate-free. Default: 10.
 	PublishRetries int `yaml:"publish_retries"`
 
+	// Compression of produced batches: none, gzip, snappy, lz4 or zstd.
+	// Default: none.
+	Compression string `yaml:"compression"`
+
+	// Linger is how long the producer waits for more records before it
+	// sends a batch. Concurrent publishes are pipelined either way.
+	// Default: 0, send at once.
+	Linger time.Duration `yaml:"linger"`
+
 	// NackDelay is how long a nacked message waits before it is delivered
-	// again on its partition. Default: 100ms. The failure pipeline of package
-	// bus moves failing messages to retry lanes instead of nacking them.
+	// again on its partition; the partition's later messages wait behind it.
+	// Default: 100ms. The failure pipeline of package bus moves failing
+	// messages to its retry lane instead of nacking them.
 	NackDelay time.Duration `yaml:"nack_delay"`
 
 	// CommitInterval is how often the offsets of handled messages are
-	// committed. Offsets are only ever committed for acked messages; a crash
-	// redelivers at most this interval's worth of handled messages.
+	// committed (the acked prefix of each partition). Offsets are also
+	// committed when a partition is revoked and when a subscriber closes; a
+	// crash redelivers at most this interval's worth of handled messages.
 	// Default: 1s.
 	CommitInterval time.Duration `yaml:"commit_interval"`
 
@@ -67,6 +88,12 @@ type Config struct {
 	// HeartbeatInterval is the consumer group heartbeat interval; it must be
 	// below SessionTimeout. Default: 1s.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+
+	// RebalanceTimeout is how long the members of a group may take to
+	// rejoin once a rebalance started. A partition being revoked first lets
+	// its handler finish for up to a quarter of it (at most 5s), then
+	// cancels the message's context. Default: 30s.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 
 	// SASL authenticates the connections. Default: none.
 	SASL SASLConfig `yaml:"sasl"`
@@ -123,15 +150,35 @@ func (t TLSConfig) enabled() bool {
 	return t.Enabled || t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.Config != nil || t.InsecureSkipVerify || t.ServerName != ""
 }
 
-// DefaultBroker is the broker address used when Config.Brokers is empty.
+// DefaultBroker is the broker address used when Config.Brokers is empty and
+// EnvBrokers is not set.
 const DefaultBroker = "127.0.0.1:9092"
+
+// EnvBrokers is the environment variable New reads, comma-separated, when
+// Config.Brokers is empty.
+const EnvBrokers = "BUSLINE_KAFKA_BROKERS"
+
+// compressions are the accepted Config.Compression values.
+var compressions = map[string]kgo.CompressionCodec{
+	"none":   kgo.NoCompression(),
+	"gzip":   kgo.GzipCompression(),
+	"snappy": kgo.SnappyCompression(),
+	"lz4":    kgo.Lz4Compression(),
+	"zstd":   kgo.ZstdCompression(),
+}
 
 func (c *Config) setDefaults(service string) {
 	if len(c.Brokers) == 0 {
-		c.Brokers = []string{DefaultBroker}
+		if env := os.Getenv(EnvBrokers); env != "" {
+			for _, b := range strings.Split(env, ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					c.Brokers = append(c.Brokers, b)
+				}
+			}
+		}
 	}
-	if c.Version == "" {
-		c.Version = "2.8.0"
+	if len(c.Brokers) == 0 {
+		c.Brokers = []string{DefaultBroker}
 	}
 	if c.ClientID == "" {
 		c.ClientID = service
@@ -155,6 +202,10 @@ func (c *Config) setDefaults(service string) {
 	if c.PublishRetries == 0 {
 		c.PublishRetries = 10
 	}
+	if c.Compression == "" {
+		c.Compression = "none"
+	}
+	c.Compression = strings.ToLower(c.Compression)
 	if c.NackDelay == 0 {
 		c.NackDelay = 100 * time.Millisecond
 	}
@@ -167,6 +218,9 @@ func (c *Config) setDefaults(service string) {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = time.Second
 	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = 30 * time.Second
+	}
 	c.SASL.Mechanism = strings.ToUpper(c.SASL.Mechanism)
 }
 
@@ -174,12 +228,12 @@ func (c *Config) setDefaults(service string) {
 func (c *Config) Validate() error {
 	var errs []error
 	for _, b := range c.Brokers {
-		if !strings.Contains(b, ":") || strings.Contains(b, "://") {
+		if _, _, err := net.SplitHostPort(b); err != nil || strings.Contains(b, "://") {
 			errs = append(errs, fmt.Errorf("transport.kafka.brokers: %q is not host:port (write e.g. 127.0.0.1:9092, without a scheme)", b))
 		}
 	}
-	if _, err := sarama.ParseKafkaVersion(c.Version); err != nil {
-		errs = append(errs, fmt.Errorf("transport.kafka.version: %q is not a Kafka version (write e.g. \"2.8.0\")", c.Version))
+	if c.Version != "" && kversion.FromString(c.Version) == nil {
+		errs = append(errs, fmt.Errorf("transport.kafka.version: %q is not a Kafka version (write e.g. \"2.8.0\", or leave it empty to negotiate)", c.Version))
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("transport.kafka.partitions: %d, want at least 1", c.Partitions))
@@ -187,16 +241,23 @@ func (c *Config) Validate() error {
 	if c.ReplicationFactor < 1 {
 		errs = append(errs, fmt.Errorf("transport.kafka.replication_factor: %d, want at least 1", c.ReplicationFactor))
 	}
-	for name, d := range map[string]time.Duration{
-		"dial_timeout": c.DialTimeout, "nack_delay": c.NackDelay, "commit_interval": c.CommitInterval,
-		"session_timeout": c.SessionTimeout, "heartbeat_interval": c.HeartbeatInterval,
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"dial_timeout", c.DialTimeout}, {"linger", c.Linger}, {"nack_delay", c.NackDelay},
+		{"commit_interval", c.CommitInterval}, {"session_timeout", c.SessionTimeout},
+		{"heartbeat_interval", c.HeartbeatInterval}, {"rebalance_timeout", c.RebalanceTimeout},
 	} {
-		if d < 0 {
-			errs = append(errs, fmt.Errorf("transport.kafka.%s: %v is negative", name, d))
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("transport.kafka.%s: %v is negative", d.name, d.v))
 		}
 	}
 	if c.PublishRetries < 0 {
 		errs = append(errs, fmt.Errorf("transport.kafka.publish_retries: %d is negative", c.PublishRetries))
+	}
+	if _, ok := compressions[c.Compression]; !ok {
+		errs = append(errs, fmt.Errorf("transport.kafka.compression: %q is not supported (use none, gzip, snappy, lz4 or zstd)", c.Compression))
 	}
 	if c.HeartbeatInterval >= c.SessionTimeout {
 		errs = append(errs, fmt.Errorf("transport.kafka.heartbeat_interval (%v) must be below session_timeout (%v)", c.HeartbeatInterval, c.SessionTimeout))
@@ -206,7 +267,7 @@ func (c *Config) Validate() error {
 		if c.SASL.Username != "" || c.SASL.Password != "" {
 			errs = append(errs, errors.New("transport.kafka.sasl: username or password set without a mechanism (set mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"))
 		}
-	case sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		if c.SASL.Username == "" {
 			errs = append(errs, fmt.Errorf("transport.kafka.sasl.username is required with mechanism %s", c.SASL.Mechanism))
 		}
@@ -225,71 +286,65 @@ func (c Config) String() string {
 	if c.SASL.Mechanism != "" {
 		sasl = c.SASL.Mechanism + " as " + c.SASL.Username
 	}
-	return fmt.Sprintf("kafka brokers=%v version=%s sasl=%s tls=%t", c.Brokers, c.Version, sasl, c.TLS.enabled())
+	version := c.Version
+	if version == "" {
+		version = "negotiated"
+	}
+	return fmt.Sprintf("kafka brokers=%v version=%s sasl=%s tls=%t", c.Brokers, version, sasl, c.TLS.enabled())
 }
 
-// saramaConfig builds the Sarama configuration shared by the producer, the
-// consumers and the admin client.
-func (c *Config) saramaConfig() (*sarama.Config, error) {
-	sc := sarama.NewConfig()
-	v, err := sarama.ParseKafkaVersion(c.Version)
-	if err != nil {
-		return nil, err
+// clientOpts are the franz-go options every client of the transport shares:
+// brokers, identity, timeouts, SASL and TLS.
+func (c *Config) clientOpts() ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID),
+		kgo.DialTimeout(c.DialTimeout),
+		kgo.MetadataMinAge(time.Second),
+		kgo.RetryBackoffFn(func(tries int) time.Duration {
+			return min(100*time.Millisecond<<min(tries, 5), 2*time.Second)
+		}),
 	}
-	sc.Version = v
-	sc.ClientID = c.ClientID
-	sc.Net.DialTimeout = c.DialTimeout
-	sc.Net.ReadTimeout = c.DialTimeout
-	sc.Net.WriteTimeout = c.DialTimeout
-	sc.Metadata.Retry.Max = 3
-	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
-	sc.Metadata.AllowAutoTopicCreation = *c.CreateTopics
-
-	// Producer: idempotent, acks from all in-sync replicas, bounded retries.
-	sc.Producer.Idempotent = true
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Retry.Max = c.PublishRetries
-	sc.Producer.Retry.Backoff = 100 * time.Millisecond
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
-	sc.Net.MaxOpenRequests = 1 // required by the idempotent producer
-
-	// Consumer: a new group starts at the oldest offset; offsets of acked
-	// messages are committed every CommitInterval.
-	sc.Consumer.Return.Errors = true
-	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	sc.Consumer.Offsets.AutoCommit.Enable = true
-	sc.Consumer.Offsets.AutoCommit.Interval = c.CommitInterval
-	sc.Consumer.Group.Session.Timeout = c.SessionTimeout
-	sc.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
-	sc.Consumer.Group.Rebalance.Timeout = 30 * time.Second
-	sc.Consumer.Group.Rebalance.Retry.Backoff = 500 * time.Millisecond
-
-	if c.SASL.Mechanism != "" {
-		sc.Net.SASL.Enable = true
-		sc.Net.SASL.Handshake = true
-		sc.Net.SASL.User = c.SASL.Username
-		sc.Net.SASL.Password = c.SASL.Password
-		sc.Net.SASL.Mechanism = sarama.SASLMechanism(c.SASL.Mechanism)
-		switch c.SASL.Mechanism {
-		case sarama.SASLTypeSCRAMSHA256:
-			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAMClient(sha256Hash) }
-		case sarama.SASLTypeSCRAMSHA512:
-			sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return newSCRAMClient(sha512Hash) }
-		}
+	if *c.CreateTopics {
+		opts = append(opts, kgo.AllowAutoTopicCreation())
+	}
+	if c.Version != "" {
+		opts = append(opts, kgo.MaxVersions(kversion.FromString(c.Version)))
+	}
+	switch c.SASL.Mechanism {
+	case "PLAIN":
+		opts = append(opts, kgo.SASL(plain.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsMechanism()))
+	case "SCRAM-SHA-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsSha512Mechanism()))
 	}
 	if c.TLS.enabled() {
 		tc, err := c.TLS.build()
 		if err != nil {
 			return nil, err
 		}
-		sc.Net.TLS.Enable = true
-		sc.Net.TLS.Config = tc
+		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
-	if err := sc.Validate(); err != nil {
-		return nil, fmt.Errorf("kafka: invalid client configuration: %w", err)
+	return opts, nil
+}
+
+// producerOpts are the options of the transport's producer: idempotent,
+// acks from every in-sync replica, Java-compatible murmur2 key
+// partitioning, pipelined requests.
+func (c *Config) producerOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// Keyed records by murmur2 exactly as the Java client's default
+		// partitioner (kgo.KafkaHasher(murmur2)); unkeyed records to a
+		// random partition per batch, so a burst of small events is spread
+		// over the partitions (franz-go's default sticks to one partition
+		// for 64KiB, which leaves the other consumers of a group idle).
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerBatchCompression(compressions[c.Compression]),
+		kgo.ProducerLinger(c.Linger),
+		kgo.RecordRetries(c.PublishRetries),
 	}
-	return sc, nil
 }
 
 func (t TLSConfig) build() (*tls.Config, error) {

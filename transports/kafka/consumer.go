@@ -2,34 +2,129 @@ package kafka
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
 )
 
-// member is one subscriber's member of its consumer group on one topic. The
-// Subscribe calls on that topic are its consumers: each takes one message at
-// a time from the partitions the member was assigned.
+const (
+	// maxBatch caps the records a consumer takes from a partition at once.
+	maxBatch = 64
+	// maxQueued caps the records a member holds fetched and not yet acked.
+	maxQueued = 4096
+	// pollRecords caps the records of one poll.
+	pollRecords = 1024
+	// commitTimeout bounds one offset commit.
+	commitTimeout = 10 * time.Second
+)
+
+// member is one subscriber's member of a Kafka consumer group on one topic,
+// a franz-go client of its own. The Subscribe and Consume calls on that
+// topic are its consumers: each takes a batch of consecutive records of one
+// partition (up to maxBatch, shared out among the consumers), handles them
+// one after the other, and gives the rest back if it stops. A partition has
+// at most one batch in flight per consumer, so a single consumer keeps its
+// order. Each ack is recorded at once: the partition's committed offset is
+// its first record not acked, and the records acked beyond it travel in the
+// commit's metadata (see ackedBeyond), so that the partition's next owner
+// skips them.
 type member struct {
 	s     *subscriber
 	topic string
-	// batches carries records from the partitions to the consumers.
-	batches chan *batch
+	group string // the Kafka consumer group
+	cl    *kgo.Client
+	log   *slog.Logger
 
 	mu        sync.Mutex
+	parts     map[int32]*part
+	ready     []*part       // partitions with records to hand out, in turn
+	wake      chan struct{} // closed, and replaced, when work or room appears
+	queued    int           // records fetched and not yet handed out
 	consumers int
 	stopped   bool
-	stop      chan struct{} // closed when the last consumer leaves
+	stopCh    chan struct{} // closed when the last consumer leaves
 	lastErr   error         // why the member is not in the group, nil once it is
+
+	commitMu sync.Mutex // serializes commits: a stale one never rewinds a newer
+	done     chan struct{}
+}
+
+// part is an assigned partition.
+type part struct {
+	id     int32
+	ctx    context.Context // cancelled when a revoke's grace ends, or on close
+	cancel context.CancelFunc
+
+	// Guarded by member.mu.
+	queue    []*kgo.Record // fetched, not handed out, in offset order
+	inflight int           // batches handed out
+	idle     chan struct{} // closed when inflight drops to 0
+	inReady  bool
+	revoked  bool
+
+	track acks
 }
 
 func newMember(s *subscriber, topic string) *member {
-	return &member{s: s, topic: topic, batches: make(chan *batch), stop: make(chan struct{})}
+	return &member{
+		s: s, topic: topic, group: KafkaGroup(topic, s.group),
+		parts: map[int32]*part{}, wake: make(chan struct{}), stopCh: make(chan struct{}), done: make(chan struct{}),
+		log: s.t.logger.With("kafka_group", KafkaGroup(topic, s.group), "topic", topic),
+	}
 }
+
+// start creates the member's client; it joins the group in the background.
+func (m *member) start() error {
+	t := m.s.t
+	cfg := t.cfg
+	opts := append(t.opts(),
+		kgo.ConsumerGroup(m.group),
+		kgo.ConsumeTopics(m.topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
+		kgo.OnPartitionsAssigned(m.assigned),
+		kgo.OnOffsetsFetched(m.offsetsFetched),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, r map[string][]int32) { m.revoke(ctx, r[m.topic], true) }),
+		kgo.OnPartitionsLost(func(ctx context.Context, _ *kgo.Client, l map[string][]int32) { m.revoke(ctx, l[m.topic], false) }),
+		kgo.WithHooks(groupErrHook{m}),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return t.redact(fmt.Errorf("kafka transport: consumer of %q as %q: %w", m.topic, m.group, err))
+	}
+	m.cl = cl
+	return nil
+}
+
+// groupErrHook records why the member cannot join, for Transport.Health.
+type groupErrHook struct{ m *member }
+
+func (h groupErrHook) OnGroupManageError(err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+		return
+	}
+	err = h.m.s.t.redact(err)
+	h.m.setErr(err)
+	h.m.log.Warn("kafka: consumer group cannot join; retrying", "err", err)
+}
+
+var _ kgo.HookGroupManageError = groupErrHook{}
 
 // acquire adds a consumer; false means the member is stopping.
 func (m *member) acquire() bool {
@@ -49,16 +144,9 @@ func (m *member) release() {
 	m.consumers--
 	if m.consumers == 0 && !m.stopped {
 		m.stopped = true
-		close(m.stop)
+		close(m.stopCh)
+		m.signal()
 	}
-}
-
-// window is how many batches of one partition may be in flight: one per
-// consumer, so that a single consumer keeps the partition's order.
-func (m *member) window() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return max(m.consumers, 1)
 }
 
 func (m *member) setErr(err error) {
@@ -73,344 +161,527 @@ func (m *member) joinErr() error {
 	return m.lastErr
 }
 
-// run keeps the member in its group until it stops, reconnecting with a
-// growing pause after errors; it records them for Transport.Health.
+// signal wakes every goroutine waiting on m.wake. m.mu is held.
+func (m *member) signal() {
+	close(m.wake)
+	m.wake = make(chan struct{})
+}
+
+// ending reports whether the member, its subscriber or the transport stops.
+func (m *member) ending() bool {
+	select {
+	case <-m.stopCh:
+		return true
+	case <-m.s.closed:
+		return true
+	case <-m.s.t.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// run polls records into the partitions' queues and commits every
+// Config.CommitInterval until the member stops; then it waits for the
+// consumers to give their batches back, commits what was acked,
+// synchronously, and leaves the group.
 func (m *member) run() {
-	t := m.s.t
+	defer close(m.done)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	go func() {
 		select {
-		case <-m.stop:
+		case <-m.stopCh:
 		case <-m.s.closed:
-		case <-t.closed:
-		case <-ctx.Done():
+		case <-m.s.t.closed:
 		}
 		cancel()
 	}()
-	const minPause, maxPause = 100 * time.Millisecond, 2 * time.Second
-	pause := minPause
-	wait := func() {
-		select {
-		case <-time.After(pause):
-		case <-ctx.Done():
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(m.s.t.cfg.CommitInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				m.commitAll(ctx)
+			}
 		}
-		pause = min(2*pause, maxPause)
+	})
+	m.poll(ctx)
+	wg.Wait()
+	m.waitIdle(m.s.t.cfg.RebalanceTimeout / 2)
+	m.commitAll(context.Background())
+	m.mu.Lock()
+	for _, p := range m.parts {
+		p.revoked = true
+		p.cancel()
 	}
-	log := t.logger.With("kafka_group", m.s.group, "topic", m.topic)
+	m.mu.Unlock()
+	m.cl.Close()
+}
+
+// poll fetches records until ctx ends, holding at most maxQueued.
+func (m *member) poll(ctx context.Context) {
 	for ctx.Err() == nil {
-		group, err := sarama.NewConsumerGroup(t.cfg.Brokers, m.s.group, t.consume)
-		if err != nil {
-			err = t.connError(err)
-			m.setErr(err)
-			log.Warn("kafka: cannot connect the consumer group", "err", err)
-			wait()
+		m.mu.Lock()
+		full := m.queued >= maxQueued
+		wake := m.wake
+		m.mu.Unlock()
+		if full {
+			select {
+			case <-wake:
+			case <-ctx.Done():
+			}
 			continue
 		}
-		h := &groupHandler{m: m, ctx: ctx}
-		for ctx.Err() == nil {
-			err := group.Consume(ctx, []string{m.topic}, h)
-			if ctx.Err() != nil {
-				break
-			}
-			if err != nil {
-				err = t.redact(err)
-				m.setErr(err)
-				log.Warn("kafka: consumer group cannot join; retrying", "err", err)
-				break // a new connection, after a pause
-			}
-			pause = minPause
-		}
-		if err := group.Close(); err != nil {
-			log.Debug("kafka: close consumer group", "err", t.redact(err))
-		}
-		if ctx.Err() == nil {
-			wait()
-		}
-	}
-}
-
-// forward is one consumer: it takes a batch of one partition's records and
-// hands its messages out on out one at a time, each after the previous one's
-// outcome, then reports the outcomes to the partition.
-func (m *member) forward(ctx context.Context, out chan<- *message.Message) {
-	m.take(ctx, func(b *batch) bool {
-		for i, it := range b.items {
-			if !b.open() {
-				return true // revoked: the rest go back; the consumer goes on
-			}
-			if !m.deliver(ctx, unmarshal(it.rec), out, &b.acked[i]) {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// consume is one consumer that runs handle on its own goroutine, for each
-// message of each batch it takes.
-func (m *member) consume(ctx context.Context, handle func(*message.Message)) {
-	m.take(ctx, func(b *batch) bool {
-		for i, it := range b.items {
-			if ctx.Err() != nil || m.ending() {
-				return false // the rest go back to the partition
-			}
-			if !b.open() {
-				return true // revoked: the rest go back; the consumer goes on
-			}
-			b.acked[i] = transports.Handle(ctx, unmarshal(it.rec), handle)
-		}
-		return true
-	})
-}
-
-// take runs handle on the batches it takes until ctx is done, the subscriber
-// or transport closes, or handle returns false; every batch's outcomes are
-// reported to its partition, a message never handed out as not acked.
-func (m *member) take(ctx context.Context, handle func(b *batch) bool) {
-	for {
-		var b *batch
-		select {
-		case b = <-m.batches:
-		case <-ctx.Done():
-			return
-		case <-m.s.closed:
-			return
-		case <-m.s.t.closed:
+		fetches := m.cl.PollRecords(ctx, pollRecords)
+		if fetches.IsClientClosed() {
+			m.cl.AllowRebalance()
 			return
 		}
-		ok := handle(b)
-		b.report()
-		if !ok {
-			return
-		}
-	}
-}
-
-// ending reports whether the subscriber or the transport is closing.
-func (m *member) ending() bool { return m.s.isClosed() || m.s.t.isClosed() }
-
-// deliver hands msg to the consumer and waits for the outcome, which it
-// stores in acked; false ends the consumer.
-func (m *member) deliver(ctx context.Context, msg *message.Message, out chan<- *message.Message, acked *bool) bool {
-	msgCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	msg.SetContext(msgCtx)
-	select {
-	case out <- msg:
-	case <-ctx.Done():
-		return false // never handed out: back to its partition
-	case <-m.s.closed:
-		return false
-	case <-m.s.t.closed:
-		return false
-	}
-	select {
-	case <-msg.Acked():
-		*acked = true
-		return true
-	case <-msg.Nacked():
-		return true
-	case <-ctx.Done():
-	case <-m.s.closed:
-	case <-m.s.t.closed:
-	}
-	// The consumer is ending. The message may have been acked at the same
-	// moment (select picks among ready cases at random): report that ack,
-	// or its commit is lost and the message delivered again.
-	select {
-	case <-msg.Acked():
-		*acked = true
-	default:
-	}
-	return false
-}
-
-const (
-	// maxBatch caps the records of one batch.
-	maxBatch = 64
-	// maxQueue caps the records a partition reads ahead of its consumers.
-	maxQueue = 4 * maxBatch
-)
-
-// batch is consecutive records of one partition handed to one consumer,
-// which handles them in order and reports all their outcomes at once: one
-// hand-over per batch rather than two per message.
-type batch struct {
-	p     *partition
-	items []*item
-	acked []bool // set by the consumer
-}
-
-// open reports whether the batch's partition is still assigned: once its
-// session ends, the messages not yet handled go back unhandled, so that the
-// partition's next owner is the only one to handle them.
-func (b *batch) open() bool { return b.p.sess.Context().Err() == nil }
-
-func (b *batch) report() {
-	select {
-	case b.p.outcomes <- b:
-	case <-b.p.done:
-	}
-}
-
-type item struct {
-	rec    *sarama.ConsumerMessage
-	pushed bool // handed out at least once: its offset is pending
-}
-
-// groupHandler serves the partitions a session assigns to the member.
-type groupHandler struct {
-	m   *member
-	ctx context.Context // the member's: done when it stops
-}
-
-func (h *groupHandler) Setup(sarama.ConsumerGroupSession) error {
-	h.m.setErr(nil)
-	return nil
-}
-
-func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
-
-func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	p := &partition{
-		m:        h.m,
-		sess:     sess,
-		claim:    claim,
-		outcomes: make(chan *batch),
-		redo:     make(chan *item),
-		done:     make(chan struct{}),
-		acked:    map[int64]bool{},
-	}
-	defer close(p.done)
-	p.run(h.ctx)
-	return nil
-}
-
-// outcomeWait bounds how long a stopping partition waits for the outcomes of
-// the messages it handed out.
-const outcomeWait = 5 * time.Second
-
-// partition hands one partition's records to the member's consumers in
-// batches, at most window() at a time, in offset order, and marks an offset for commit once
-// it and every offset before it were acked. A nacked record is handed out
-// again after Config.NackDelay, before the records behind it.
-type partition struct {
-	m        *member
-	sess     sarama.ConsumerGroupSession
-	claim    sarama.ConsumerGroupClaim
-	outcomes chan *batch
-	redo     chan *item
-	done     chan struct{}
-
-	queue    []*item
-	pending  []int64 // offsets handed out and not yet acked, ascending
-	acked    map[int64]bool
-	inflight int
-}
-
-func (p *partition) run(memberCtx context.Context) {
-	records := p.claim.Messages()
-	sessDone := p.sess.Context().Done()
-	memberDone := memberCtx.Done()
-	var giveUp <-chan time.Time
-	stopping := false
-	var head *batch
-	for {
-		if stopping && p.inflight == 0 {
-			// A rebalance: every message handed out came back, so the
-			// session commits exactly what was acked.
-			return
-		}
-		var push chan<- *batch
-		if !stopping && len(p.queue) > 0 && p.inflight < p.m.window() {
-			if head == nil {
-				head = p.nextBatch()
+		fetches.EachError(func(topic string, p int32, err error) {
+			var ge *kgo.ErrGroupSession
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.As(err, &ge) {
+				return // group errors are recorded by groupErrHook
 			}
-			push = p.m.batches
-		}
-		var next <-chan *sarama.ConsumerMessage
-		if !stopping && len(p.queue) < maxQueue {
-			next = records
-		}
-		select {
-		case push <- head:
-			p.inflight++
-			for _, it := range head.items {
-				if !it.pushed {
-					it.pushed = true
-					p.pending = append(p.pending, it.rec.Offset)
+			m.log.Warn("kafka: fetch error", "partition", p, "err", m.s.t.redact(err))
+		})
+		m.mu.Lock()
+		added := false
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			p := m.parts[fp.Partition]
+			if p == nil || p.revoked || len(fp.Records) == 0 {
+				return // not ours any more: its next owner fetches it again
+			}
+			for _, r := range fp.Records {
+				if !p.track.add(r.Offset) {
+					p.queue = append(p.queue, r)
+					m.queued++
+					added = true
 				}
 			}
-			p.queue = p.queue[len(head.items):]
-			head = nil
-		case rec, ok := <-next:
-			if !ok {
-				stopping = true
+			m.makeReady(p)
+		})
+		if added {
+			m.signal()
+		}
+		m.mu.Unlock()
+		m.cl.AllowRebalance()
+	}
+}
+
+// window is how many batches of one partition may be in flight: one per
+// consumer, so that a single consumer keeps the partition's order. m.mu is
+// held.
+func (m *member) window() int { return max(m.consumers, 1) }
+
+// makeReady queues p for a consumer if it has records to hand out and room
+// in its window. m.mu is held.
+func (m *member) makeReady(p *part) {
+	if p.inReady || p.revoked || len(p.queue) == 0 || p.inflight >= m.window() {
+		return
+	}
+	p.inReady = true
+	m.ready = append(m.ready, p)
+}
+
+// assigned adds the partitions the group gave the member.
+func (m *member) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastErr = nil
+	for _, id := range assigned[m.topic] {
+		if p := m.parts[id]; p != nil && !p.revoked {
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		m.parts[id] = &part{id: id, ctx: ctx, cancel: cancel, track: newAcks()}
+	}
+}
+
+// offsetsFetched restores, for the partitions just assigned, which records
+// beyond the committed offset an earlier owner acked.
+func (m *member) offsetsFetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	restore := func(topic string, partitions []kmsg.OffsetFetchResponseTopicPartition) {
+		if topic != m.topic {
+			return
+		}
+		for _, rp := range partitions {
+			if p := m.parts[rp.Partition]; p != nil && rp.Metadata != nil {
+				p.track.restore(rp.Offset, *rp.Metadata)
+			}
+		}
+	}
+	for _, rt := range resp.Topics {
+		restore(rt.Topic, rt.Partitions)
+	}
+	for _, g := range resp.Groups {
+		for _, rt := range g.Topics {
+			parts := make([]kmsg.OffsetFetchResponseTopicPartition, 0, len(rt.Partitions))
+			for _, gp := range rt.Partitions {
+				p := kmsg.NewOffsetFetchResponseTopicPartition()
+				p.Partition, p.Offset, p.Metadata = gp.Partition, gp.Offset, gp.Metadata
+				parts = append(parts, p)
+			}
+			restore(rt.Topic, parts)
+		}
+	}
+	return nil
+}
+
+// revoke takes partitions away: no record of theirs is handed out any
+// more; a consumer in the middle of one finishes it, or after a grace
+// (a quarter of the rebalance timeout, at most 5s) has its context
+// cancelled and hands it back. Then, unless the partitions were lost, what
+// was acked is committed synchronously, before the revoke completes.
+func (m *member) revoke(ctx context.Context, ids []int32, commit bool) {
+	m.mu.Lock()
+	var parts []*part
+	for _, id := range ids {
+		if p := m.parts[id]; p != nil {
+			p.revoked = true
+			parts = append(parts, p)
+		}
+	}
+	m.mu.Unlock()
+	if len(parts) == 0 {
+		return
+	}
+	rt := m.s.t.cfg.RebalanceTimeout
+	if !m.waitReleased(parts, min(rt/4, 5*time.Second)) {
+		for _, p := range parts {
+			p.cancel()
+		}
+		m.waitReleased(parts, rt/4)
+	}
+	if commit {
+		m.commitParts(ctx, parts)
+	}
+	m.mu.Lock()
+	for _, p := range parts {
+		p.cancel()
+		if m.parts[p.id] == p {
+			delete(m.parts, p.id)
+		}
+		m.queued -= len(p.queue)
+		p.queue = nil
+	}
+	m.signal()
+	m.mu.Unlock()
+}
+
+// waitReleased waits up to d for no batch of parts to be in flight.
+func (m *member) waitReleased(parts []*part, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for _, p := range parts {
+		m.mu.Lock()
+		busy, idle := p.inflight > 0, p.idle
+		m.mu.Unlock()
+		if !busy {
+			continue
+		}
+		select {
+		case <-idle:
+		case <-timer.C:
+			return false
+		}
+	}
+	return true
+}
+
+// waitIdle waits up to d for the consumers to give back every batch.
+func (m *member) waitIdle(d time.Duration) {
+	m.mu.Lock()
+	parts := make([]*part, 0, len(m.parts))
+	for _, p := range m.parts {
+		parts = append(parts, p)
+	}
+	m.mu.Unlock()
+	m.waitReleased(parts, d)
+}
+
+// commitAll commits what was acked on every partition still assigned.
+func (m *member) commitAll(ctx context.Context) {
+	m.mu.Lock()
+	parts := make([]*part, 0, len(m.parts))
+	for _, p := range m.parts {
+		if !p.revoked {
+			parts = append(parts, p)
+		}
+	}
+	m.mu.Unlock()
+	m.commitParts(ctx, parts)
+}
+
+// commitParts commits, synchronously, the offset of the first record not
+// acked of each of parts that moved since its last commit, with the
+// records acked beyond it in the metadata.
+func (m *member) commitParts(ctx context.Context, parts []*part) {
+	m.commitMu.Lock()
+	defer m.commitMu.Unlock()
+	type pending struct {
+		p      *part
+		offset int64
+		meta   string
+	}
+	todo := map[int32]pending{}
+	offsets := map[int32]kgo.EpochOffset{}
+	for _, p := range parts {
+		if off, meta, ok := p.track.commit(); ok {
+			todo[p.id] = pending{p, off, meta}
+			offsets[p.id] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			for j := range req.Topics[i].Partitions {
+				rp := &req.Topics[i].Partitions[j]
+				if pd, ok := todo[rp.Partition]; ok && req.Topics[i].Topic == m.topic && pd.meta != "" {
+					meta := pd.meta
+					rp.Metadata = &meta
+				}
+			}
+		}
+		return nil
+	})
+	var failed error
+	m.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{m.topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				failed = err
+				clear(todo)
+				return
+			}
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+						failed = err
+						delete(todo, rp.Partition)
+					}
+				}
+			}
+		})
+	for _, pd := range todo {
+		pd.p.track.sentNext, pd.p.track.sentMeta = pd.offset, pd.meta
+	}
+	if failed != nil && !errors.Is(failed, context.Canceled) {
+		m.log.Debug("kafka: offset commit failed; the next one retries", "err", m.s.t.redact(failed))
+	}
+}
+
+// next waits for a partition with records to hand out and takes a batch of
+// them: up to maxBatch, shared out among the consumers the window allows;
+// nil when ctx ends or the member stops.
+func (m *member) next(ctx context.Context) (*part, []*kgo.Record) {
+	m.mu.Lock()
+	for {
+		if m.stopped || ctx.Err() != nil || m.ending() {
+			m.mu.Unlock()
+			return nil, nil
+		}
+		for len(m.ready) > 0 {
+			p := m.ready[0]
+			m.ready[0] = nil
+			m.ready = m.ready[1:]
+			p.inReady = false
+			w := m.window()
+			if p.revoked || len(p.queue) == 0 || p.inflight >= w {
 				continue
 			}
-			p.queue = append(p.queue, &item{rec: rec})
-			if head != nil && len(head.items) < maxBatch {
-				head = nil // the next batch can be larger
+			n := len(p.queue)
+			if w > 1 {
+				n = (n + w - 1) / w
 			}
-		case b := <-p.outcomes:
-			p.inflight--
-			p.settle(b)
-		case it := <-p.redo:
-			p.queue = append([]*item{it}, p.queue...)
-			head = nil
-		case <-sessDone:
-			stopping, sessDone = true, nil
-		case <-memberDone:
-			// The member stops. Keep taking the outcomes of the messages
-			// handed out, for a bounded time: an ack reported as the
-			// member stops must still mark its offset, or the message is
-			// delivered again after a graceful shutdown.
-			stopping, memberDone = true, nil
-			giveUp = time.After(outcomeWait)
-		case <-giveUp:
+			n = min(n, maxBatch)
+			batch := p.queue[:n:n]
+			p.queue = p.queue[n:]
+			m.queued -= n
+			if p.inflight == 0 {
+				p.idle = make(chan struct{})
+			}
+			p.inflight++
+			m.makeReady(p)
+			if len(m.ready) > 0 {
+				m.signal() // another consumer can take the rest
+			}
+			m.mu.Unlock()
+			return p, batch
+		}
+		wake := m.wake
+		m.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+		case <-m.stopCh:
+		case <-m.s.closed:
+		case <-m.s.t.closed:
+		}
+		m.mu.Lock()
+	}
+}
+
+// giveBack ends a batch of p whose first n records were handled (acked or
+// nacked); the rest go back to the front of the partition's queue. A
+// nacked record is handed out again after Config.NackDelay, before the
+// records behind it.
+func (m *member) giveBack(p *part, rest []*kgo.Record, nacked *kgo.Record) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(rest) > 0 && !p.revoked {
+		p.queue = append(rest[:len(rest):len(rest)], p.queue...)
+		m.queued += len(rest)
+	}
+	p.inflight--
+	if p.inflight == 0 {
+		close(p.idle)
+	}
+	if nacked != nil && !p.revoked {
+		time.AfterFunc(m.s.t.cfg.NackDelay, func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if p.revoked {
+				return
+			}
+			p.queue = append([]*kgo.Record{nacked}, p.queue...)
+			m.queued++
+			m.makeReady(p)
+			m.signal()
+		})
+	}
+	m.makeReady(p)
+	m.signal()
+}
+
+// work is one consumer: it takes batches until ctx ends or the member
+// stops, and runs handle for each record in order. handle reports whether
+// the message was acked and whether to go on.
+func (m *member) work(ctx context.Context, handle func(ctx context.Context, msg *message.Message) (acked, goOn bool)) {
+	for {
+		p, batch := m.next(ctx)
+		if p == nil {
+			return
+		}
+		bctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(p.ctx, cancel)
+		var nacked *kgo.Record
+		i, goOn := 0, true
+		for ; i < len(batch); i++ {
+			if ctx.Err() != nil || m.ending() || m.isRevoked(p) {
+				break // the rest go back to the partition
+			}
+			r := batch[i]
+			var acked bool
+			acked, goOn = handle(bctx, unmarshal(r))
+			if acked {
+				p.track.ack(r.Offset)
+			} else if goOn {
+				nacked = r
+				i++
+				break
+			}
+			if !goOn {
+				if acked {
+					i++
+				}
+				break
+			}
+		}
+		stop()
+		cancel()
+		m.giveBack(p, batch[i:], nacked)
+		if !goOn {
 			return
 		}
 	}
 }
 
-// nextBatch takes the head of the queue: up to maxBatch records, shared
-// out among the consumers the window allows.
-func (p *partition) nextBatch() *batch {
-	n := len(p.queue)
-	if w := p.m.window(); w > 1 {
-		n = (n + w - 1) / w
-	}
-	n = min(n, maxBatch)
-	return &batch{p: p, items: p.queue[:n:n], acked: make([]bool, n)}
+func (m *member) isRevoked(p *part) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return p.revoked
 }
 
-// settle marks the acked records of b and redelivers the others later.
-func (p *partition) settle(b *batch) {
-	for i, it := range b.items {
-		if b.acked[i] {
-			p.acked[it.rec.Offset] = true
-		} else {
-			p.redeliverLater(it)
-		}
-	}
-	var last int64 = -1
-	for len(p.pending) > 0 && p.acked[p.pending[0]] {
-		last = p.pending[0]
-		delete(p.acked, last)
-		p.pending = p.pending[1:]
-	}
-	if last >= 0 {
-		p.sess.MarkOffset(p.claim.Topic(), p.claim.Partition(), last+1, "")
-	}
+// consume runs handle on the consumer's goroutine (transports.Consumer).
+func (m *member) consume(ctx context.Context, handle func(*message.Message)) {
+	m.work(ctx, func(mctx context.Context, msg *message.Message) (bool, bool) {
+		return transports.Handle(mctx, msg, handle), true
+	})
 }
 
-func (p *partition) redeliverLater(it *item) {
-	delay := p.m.s.t.cfg.NackDelay
-	time.AfterFunc(delay, func() {
+// forward hands each message out on out and waits for its Ack or Nack.
+func (m *member) forward(ctx context.Context, out chan<- *message.Message) {
+	m.work(ctx, func(mctx context.Context, msg *message.Message) (bool, bool) {
+		msg.SetContext(mctx)
 		select {
-		case p.redo <- it:
-		case <-p.done:
+		case out <- msg:
+		case <-ctx.Done():
+			return false, false // never handed out: back to its partition
+		case <-m.stopCh:
+			return false, false
+		case <-m.s.closed:
+			return false, false
+		case <-m.s.t.closed:
+			return false, false
+		}
+		select {
+		case <-msg.Acked():
+			return true, true
+		case <-msg.Nacked():
+			return false, true
+		case <-ctx.Done():
+		case <-m.s.closed:
+		case <-m.s.t.closed:
+		}
+		// The consumer is ending. The message may have been acked at the
+		// same moment (select picks among ready cases at random): count
+		// that ack, or its commit is lost and the message delivered again.
+		select {
+		case <-msg.Acked():
+			return true, false
+		default:
+			return false, false
 		}
 	})
+}
+
+// unmarshal turns a Kafka record into a Watermill message as the Watermill
+// adapter's DefaultMarshaler does (headers become metadata), with
+// middleware.PositionMetadataKey set to "partition/offset", and a UUID for
+// records that plain Kafka clients produced without the Watermill header:
+// the CloudEvents id when present, else topic/partition/offset.
+func unmarshal(r *kgo.Record) *message.Message {
+	md := make(message.Metadata, len(r.Headers)+1)
+	var id string
+	for _, h := range r.Headers {
+		if h.Key == uuidHeader {
+			id = string(h.Value)
+			continue
+		}
+		md[h.Key] = string(h.Value)
+	}
+	if id == "" {
+		id = md.Get("ce_id")
+	}
+	if id == "" {
+		id = r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
+	}
+	md[middleware.PositionMetadataKey] = position(r)
+	msg := message.NewMessage(id, r.Value)
+	msg.Metadata = md
+	return msg
+}
+
+// position is a record's busline_position: partition/offset.
+func position(r *kgo.Record) string {
+	return strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
 }

@@ -13,14 +13,16 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// go-metrics, which Sarama uses, starts one global ticker goroutine for
-	// the life of the process.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"))
+	goleak.VerifyTestMain(m)
 }
 
 func TestConformance(t *testing.T) {
 	addrs := brokers(t)
 	cfg := testConfig(addrs)
+	// Frequent heartbeats: a member learns of a rebalance sooner, so an
+	// instance that joins a running group takes work within a few hundred
+	// milliseconds (CompetingConsumers).
+	cfg.HeartbeatInterval = 100 * time.Millisecond
 	transporttest.Run(t, transporttest.Harness{
 		Kind: kafka.Kind,
 		Params: transports.OpenParams{

@@ -1,13 +1,12 @@
 package kafka
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"sync/atomic"
 
-	"github.com/IBM/sarama"
-	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // PartitionKeyHeader is the metadata key whose value becomes the Kafka
@@ -15,9 +14,14 @@ import (
 // extension that bus.WithKey sets.
 const PartitionKeyHeader = "ce_partitionkey"
 
-// publisher is busline's own Watermill publisher on Sarama: the adapter's
-// sends one message per round trip, this one sends a Publish call's messages
-// as one batch through the transport's shared idempotent producer.
+// uuidHeader carries the Watermill message UUID, under the name the
+// Watermill Kafka adapter (watermill-kafka's UUIDHeaderKey) uses, so that
+// records stay readable by either.
+const uuidHeader = "_watermill_message_uuid"
+
+// publisher is busline's Watermill publisher on franz-go: a Publish call's
+// messages go to the transport's shared idempotent producer at once, and
+// concurrent publishes share its pipelined requests.
 type publisher struct {
 	t      *Transport
 	closed atomic.Bool
@@ -25,7 +29,8 @@ type publisher struct {
 
 // Publish sends msgs to topic and returns once the brokers acknowledged all
 // of them (acks=all), or with the first error. It creates topic first when
-// it is missing and Config.CreateTopics allows.
+// it is missing and Config.CreateTopics allows. The first message's context
+// bounds the wait.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
 		return ErrClosed
@@ -33,32 +38,41 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	producer, err := p.t.syncProducer()
-	if err != nil {
+	ctx := msgs[0].Context()
+	return p.t.produce(ctx, topic, msgs, nil)
+}
+
+// produce sends msgs to topic, each record changed by edit when not nil,
+// and waits for every acknowledgement.
+func (t *Transport) produce(ctx context.Context, topic string, msgs []*message.Message, edit func(*kgo.Record)) error {
+	if t.isClosed() {
+		return ErrClosed
+	}
+	if err := t.ensureTopic(ctx, topic); err != nil {
 		return err
 	}
-	if err := p.t.ensureTopic(topic); err != nil {
-		return err
-	}
-	records := make([]*sarama.ProducerMessage, 0, len(msgs))
+	records := make([]*kgo.Record, 0, len(msgs))
 	for _, m := range msgs {
 		r, err := marshal(topic, m)
 		if err != nil {
 			return err
 		}
+		if edit != nil {
+			edit(r)
+		}
 		records = append(records, r)
 	}
-	if len(records) == 1 {
-		_, _, err = producer.SendMessage(records[0])
-	} else {
-		err = producer.SendMessages(records)
+	if err := t.produceRecords(ctx, records...); err != nil {
+		return fmt.Errorf("kafka transport: publish %d message(s) to %q: %w", len(msgs), topic, err)
 	}
-	if err != nil {
-		var perrs sarama.ProducerErrors
-		if errors.As(err, &perrs) && len(perrs) > 0 {
-			err = perrs[0].Err
-		}
-		return fmt.Errorf("kafka transport: publish %d message(s) to %q: %w", len(msgs), topic, p.t.redact(err))
+	return nil
+}
+
+// produceRecords produces records and waits for all of their
+// acknowledgements; it returns the first error.
+func (t *Transport) produceRecords(ctx context.Context, records ...*kgo.Record) error {
+	if err := t.cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		return t.redact(err)
 	}
 	return nil
 }
@@ -73,18 +87,18 @@ func (p *publisher) Close() error {
 // marshal turns a Watermill message into a Kafka record: the payload as
 // value, the message UUID and every metadata entry as headers (as the
 // Watermill adapter does), and ce_partitionkey as the record key.
-func marshal(topic string, m *message.Message) (*sarama.ProducerMessage, error) {
-	if m.Metadata.Get(wmkafka.UUIDHeaderKey) != "" {
-		return nil, fmt.Errorf("kafka transport: metadata key %s is reserved for the message UUID (remove it)", wmkafka.UUIDHeaderKey)
+func marshal(topic string, m *message.Message) (*kgo.Record, error) {
+	if _, ok := m.Metadata[uuidHeader]; ok {
+		return nil, fmt.Errorf("kafka transport: metadata key %s is reserved for the message UUID (remove it)", uuidHeader)
 	}
-	headers := make([]sarama.RecordHeader, 0, len(m.Metadata)+1)
-	headers = append(headers, sarama.RecordHeader{Key: []byte(wmkafka.UUIDHeaderKey), Value: []byte(m.UUID)})
+	headers := make([]kgo.RecordHeader, 0, len(m.Metadata)+1)
+	headers = append(headers, kgo.RecordHeader{Key: uuidHeader, Value: []byte(m.UUID)})
 	for k, v := range m.Metadata {
-		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		headers = append(headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
 	}
-	r := &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(m.Payload), Headers: headers}
+	r := &kgo.Record{Topic: topic, Value: m.Payload, Headers: headers}
 	if key := m.Metadata.Get(PartitionKeyHeader); key != "" {
-		r.Key = sarama.StringEncoder(key)
+		r.Key = []byte(key)
 	}
 	return r, nil
 }

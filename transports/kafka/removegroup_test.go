@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestRemoveGroup: a group that consumed and committed is gone after
@@ -46,22 +47,13 @@ func TestRemoveGroup(t *testing.T) {
 	if err := sub.Close(); err != nil {
 		t.Fatal(err)
 	}
-	admin, err := sarama.NewClusterAdmin(c.ListenAddrs(), saramaConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if groups, err := admin.ListConsumerGroups(); err != nil || groups[group] == "" {
-		t.Fatalf("group %s not listed before RemoveGroup: %v, %v", group, groups, err)
+	if groups := listGroups(t, c.ListenAddrs()); !groups[group] {
+		t.Fatalf("group %s not listed before RemoveGroup: %v", group, groups)
 	}
 	if err := tr.RemoveGroup(ctx, topic, group); err != nil {
 		t.Fatalf("RemoveGroup: %v", err)
 	}
-	groups, err := admin.ListConsumerGroups()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := groups[group]; ok {
+	if groups := listGroups(t, c.ListenAddrs()); groups[group] {
 		t.Errorf("group %s still listed after RemoveGroup: %v", group, groups)
 	}
 	if err := tr.RemoveGroup(ctx, topic, "never-existed"); err != nil {
@@ -69,8 +61,23 @@ func TestRemoveGroup(t *testing.T) {
 	}
 }
 
-func saramaConfig() *sarama.Config {
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V2_8_0_0
-	return sc
+// listGroups lists the consumer groups of the cluster at addrs.
+func listGroups(t testing.TB, addrs []string) map[string]bool {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kmsg.NewPtrListGroupsRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("list groups: %v", err)
+	}
+	groups := map[string]bool{}
+	for _, g := range resp.Groups {
+		groups[g.Group] = true
+	}
+	return groups
 }

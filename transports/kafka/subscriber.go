@@ -3,18 +3,30 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
-	"github.com/IBM/sarama"
-	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// subscriber consumes as one Kafka consumer group. It is busline's own
-// Watermill subscriber on Sarama's consumer group (see consumer.go); the
-// Watermill adapter's starts new groups at the newest offset, drops the
-// offset of a message acked during a rebalance, serves at most one message
-// per partition and only logs when its group cannot join.
+// KafkaGroup returns the Kafka consumer group as which busline group
+// consumes topic: the lane topic itself for group's own retry and poison
+// lanes (<topic>.<group>.retry, <topic>.<group>.poison), group for every
+// other topic. So a lane's consumers never take part in the rebalances of
+// the group's main topics, and tools reading a poison lane (bus.PoisonLane,
+// busctl poison) never join the group that consumes the main topic.
+func KafkaGroup(topic, group string) string {
+	if strings.HasSuffix(topic, "."+group+".retry") || strings.HasSuffix(topic, "."+group+".poison") {
+		return topic
+	}
+	return group
+}
+
+// subscriber consumes as one busline group. It is busline's own Watermill
+// subscriber on franz-go (see consumer.go): the Watermill adapter's starts
+// new groups at the newest offset, blocks a partition on a nack, drops the
+// offset of a message acked during a rebalance and only logs when its group
+// cannot join.
 type subscriber struct {
 	t     *Transport
 	group string
@@ -35,15 +47,19 @@ func newSubscriber(t *Transport, group string) *subscriber {
 // Subscribe adds one consumer of the group on topic, creating topic first
 // when it is missing and Config.CreateTopics allows. Each Subscribe call on
 // the same topic adds one message in flight: a consumer receives a message,
-// waits for its Ack or Nack, then receives the next. (Behind the channel, a
-// consumer takes up to 64 consecutive records of a partition at once, and
-// reports their outcomes together; the records not yet handed out when the
-// partition is revoked go back to it unhandled.) The channel closes when
-// ctx ends or the subscriber closes; a message not acked by then is
-// redelivered to the group.
+// waits for its Ack or Nack, then receives the next. A partition is served
+// by one consumer at a time, in offset order; the records a consumer took
+// and did not hand out when the partition is revoked or the consumer ends
+// go back to the partition unhandled. The channel closes when ctx ends or
+// the subscriber closes; a message not acked by then is redelivered to the
+// group. The message's context is cancelled when ctx ends, the subscriber
+// closes, or its partition is revoked and the revoke's grace has passed.
+//
+// Subscribing to a topic also runs the mover of the topic's wait topics
+// (see Transport.PublishDelayed) while the subscriber has consumers.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	out := make(chan *message.Message)
-	err := s.join(topic, func(m *member) { m.forward(ctx, out) }, func() { close(out) })
+	err := s.join(ctx, topic, func(m *member) { m.forward(ctx, out) }, func() { close(out) })
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +70,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 // transports.Consumer.
 func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*message.Message)) (<-chan struct{}, error) {
 	done := make(chan struct{})
-	err := s.join(topic, func(m *member) { m.consume(ctx, handle) }, func() { close(done) })
+	err := s.join(ctx, topic, func(m *member) { m.consume(ctx, handle) }, func() { close(done) })
 	if err != nil {
 		return nil, err
 	}
@@ -62,24 +78,35 @@ func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*mes
 }
 
 // join adds a consumer to this subscriber's member of the group on topic,
-// starting the member on first use, and runs consume on its own goroutine;
-// ended is called once the consumer left the member.
-func (s *subscriber) join(topic string, consume func(m *member), ended func()) error {
+// starting the member (and the topic's mover) on first use, and runs
+// consume on its own goroutine; ended is called once the consumer left.
+func (s *subscriber) join(ctx context.Context, topic string, consume func(m *member), ended func()) error {
 	if s.t.isClosed() || s.isClosed() {
 		return ErrClosed
 	}
-	if err := s.t.ensureTopic(topic); err != nil {
+	if err := s.t.ensureTopic(ctx, topic); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	m := s.members[topic]
 	if m == nil || !m.acquire() {
 		m = newMember(s, topic)
+		if err := m.start(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		mv, err := s.t.acquireMover(topic)
+		if err != nil {
+			s.mu.Unlock()
+			m.cl.Close()
+			return err
+		}
 		m.acquire()
 		s.members[topic] = m
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.t.releaseMover(mv)
 			m.run()
 		}()
 	}
@@ -97,11 +124,12 @@ func (s *subscriber) join(topic string, consume func(m *member), ended func()) e
 
 // SubscribeInitialize creates topic when it is missing and allowed.
 func (s *subscriber) SubscribeInitialize(topic string) error {
-	return s.t.ensureTopic(topic)
+	return s.t.ensureTopic(context.Background(), topic)
 }
 
 // Close leaves the group and waits for this subscriber's consumers to stop.
-// Offsets of acked messages are committed; the others are redelivered.
+// Offsets of acked messages are committed first; the others are
+// redelivered.
 func (s *subscriber) Close() error {
 	s.close()
 	s.t.forget(s)
@@ -133,19 +161,4 @@ func (s *subscriber) healthErr() error {
 		}
 	}
 	return nil
-}
-
-// unmarshal turns a Kafka record into a Watermill message with the adapter's
-// DefaultMarshaler (headers become metadata), plus a UUID for records that
-// plain Kafka clients produced without the Watermill header: the CloudEvents
-// id when present, else topic/partition/offset.
-func unmarshal(r *sarama.ConsumerMessage) *message.Message {
-	m, _ := wmkafka.DefaultMarshaler{}.Unmarshal(r) // never fails
-	if m.UUID == "" {
-		m.UUID = m.Metadata.Get("ce_id")
-	}
-	if m.UUID == "" {
-		m.UUID = fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
-	}
-	return m
 }

@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/busline/busline/transports"
 )
@@ -53,31 +57,29 @@ func init() {
 	})
 }
 
-// Transport is a connection to a Kafka cluster. The zero value is not usable;
-// call New. It is safe for concurrent use.
+// Transport is a connection to a Kafka cluster through franz-go. The zero
+// value is not usable; call New. It is safe for concurrent use.
 type Transport struct {
 	cfg     Config
-	sarama  *sarama.Config // shared by the producer and the admin client
-	consume *sarama.Config // for consumer groups: not idempotent, pipelined
+	base    []kgo.Opt // shared by every client: brokers, identity, SASL, TLS
 	logger  *slog.Logger
 	secrets []string
 
-	client  sarama.Client // metadata and admin
-	adminMu sync.Mutex
-	admin   sarama.ClusterAdmin
+	cl *kgo.Client // the producer, and admin requests
 
-	mu       sync.Mutex
-	producer sarama.SyncProducer
-	topics   map[string]bool // topics known to exist
-	subs     map[*subscriber]struct{}
-	closed   chan struct{}
-	once     sync.Once
+	mu     sync.Mutex
+	topics map[string]bool // topics known to exist
+	subs   map[*subscriber]struct{}
+	movers map[string]*mover // destination topic → its running mover
+	closed chan struct{}
+	once   sync.Once
 }
 
 var (
 	_ transports.Transport        = (*Transport)(nil)
 	_ transports.GroupProvisioner = (*Transport)(nil)
 	_ transports.GroupRemover     = (*Transport)(nil)
+	_ transports.Delayer          = (*Transport)(nil)
 )
 
 // New connects to the brokers of cfg and returns a transport. It fails, with
@@ -93,6 +95,7 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		logger: cfg.Logger,
 		topics: map[string]bool{},
 		subs:   map[*subscriber]struct{}{},
+		movers: map[string]*mover{},
 		closed: make(chan struct{}),
 	}
 	if t.logger == nil {
@@ -101,37 +104,33 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 	if cfg.SASL.Password != "" {
 		t.secrets = []string{cfg.SASL.Password}
 	}
-	sc, err := cfg.saramaConfig()
+	base, err := cfg.clientOpts()
 	if err != nil {
 		return nil, t.redact(err)
 	}
-	t.sarama = sc
-	cc := *sc
-	cc.Producer.Idempotent = false
-	cc.Net.MaxOpenRequests = 5
-	cc.Consumer.Return.Errors = false // nothing reads them: Consume reports what matters
-	t.consume = &cc
-
-	client, err := runCtx(ctx, func() (sarama.Client, error) { return sarama.NewClient(cfg.Brokers, sc) },
-		func(c sarama.Client) { _ = c.Close() })
+	t.base = append(base, kgo.WithLogger(kgoLogger{t.logger}))
+	cl, err := kgo.NewClient(append(t.opts(), cfg.producerOpts()...)...)
 	if err != nil {
+		return nil, t.redact(fmt.Errorf("kafka transport: %w", err))
+	}
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
 		return nil, t.connError(err)
 	}
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		_ = client.Close()
-		return nil, t.connError(err)
-	}
-	t.client, t.admin = client, admin
+	t.cl = cl
 	return t, nil
 }
+
+// opts returns a copy of the shared client options, to append to.
+func (t *Transport) opts() []kgo.Opt { return append([]kgo.Opt(nil), t.base...) }
 
 // Config returns the configuration in use, defaults applied. Print it with
 // %v: its String method leaves the password out.
 func (t *Transport) Config() Config { return t.cfg }
 
 // Publisher returns a publisher whose Publish returns once every in-sync
-// replica has the messages. Publishers share one idempotent producer.
+// replica has the messages. Publishers share one idempotent producer, which
+// pipelines the requests of concurrent publishes.
 func (t *Transport) Publisher() (message.Publisher, error) {
 	if t.isClosed() {
 		return nil, ErrClosed
@@ -139,8 +138,8 @@ func (t *Transport) Publisher() (message.Publisher, error) {
 	return &publisher{t: t}, nil
 }
 
-// Subscriber returns a subscriber consuming as the Kafka consumer group
-// named group.
+// Subscriber returns a subscriber consuming as the busline group named
+// group: on a topic, as the Kafka consumer group KafkaGroup(topic, group).
 func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 	if group == "" {
 		return nil, errors.New("kafka transport: empty consumer group name (pass the busline group, e.g. \"billing\")")
@@ -155,10 +154,10 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 	return s, nil
 }
 
-// Features reports persistent delivery, ordered per key for a single
-// consumer of a group, and no native delay.
+// Features reports persistent delivery, ordered per key, and native delays
+// up to MaxDelay.
 func (t *Transport) Features() transports.Features {
-	return transports.Features{Persistent: true, OrderedPerKey: true}
+	return transports.Features{Persistent: true, OrderedPerKey: true, NativeDelay: true, MaxDelay: MaxDelay}
 }
 
 // Health returns nil when a broker answers and every consumer group of this
@@ -169,7 +168,7 @@ func (t *Transport) Health(ctx context.Context) error {
 	if t.isClosed() {
 		return ErrClosed
 	}
-	if _, err := runCtx(ctx, func() (struct{}, error) { return struct{}{}, t.client.RefreshMetadata() }, nil); err != nil {
+	if err := t.cl.Ping(ctx); err != nil {
 		return t.connError(err)
 	}
 	t.mu.Lock()
@@ -191,64 +190,75 @@ func (t *Transport) Health(ctx context.Context) error {
 // allows). A consumer group without committed offsets starts at the oldest
 // offset, so the group will receive every message published from now on,
 // and also those already on the topic.
-func (t *Transport) ProvisionGroup(ctx context.Context, topic, group string) error {
+func (t *Transport) ProvisionGroup(ctx context.Context, topic, _ string) error {
 	if t.isClosed() {
 		return ErrClosed
 	}
-	_, err := runCtx(ctx, func() (struct{}, error) { return struct{}{}, t.ensureTopic(topic) }, nil)
-	return err
+	return t.ensureTopic(ctx, topic)
 }
 
-// RemoveGroup deletes the Kafka consumer group named group with its
-// committed offsets. A Kafka group spans topics, so this forgets the group's
-// position on every topic, not only topic: use it for groups private to one
-// topic, such as busctl's tail groups. The broker refuses while the group
-// has members, so RemoveGroup retries until the members left (close the
-// group's subscriptions first) or ctx ends. Removing a group that does not
-// exist succeeds.
-func (t *Transport) RemoveGroup(ctx context.Context, _ string, group string) error {
+// RemoveGroup deletes the Kafka consumer group that group uses on topic
+// (KafkaGroup) with its committed offsets. The Kafka group of a main topic
+// is group itself and spans the group's main topics, so use RemoveGroup for
+// groups private to one topic, such as busctl's tail groups. The broker
+// refuses while the group has members, so RemoveGroup retries until the
+// members left (close the group's subscriptions first) or ctx ends.
+// Removing a group that does not exist succeeds.
+func (t *Transport) RemoveGroup(ctx context.Context, topic, group string) error {
 	if t.isClosed() {
 		return ErrClosed
 	}
+	id := KafkaGroup(topic, group)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		t.adminMu.Lock()
-		err := t.admin.DeleteConsumerGroup(group)
-		t.adminMu.Unlock()
-		if err == nil || errors.Is(err, sarama.ErrGroupIDNotFound) {
+		req := kmsg.NewPtrDeleteGroupsRequest()
+		req.Groups = []string{id}
+		resp, err := req.RequestWith(ctx, t.cl)
+		if err == nil {
+			if len(resp.Groups) == 0 {
+				return nil
+			}
+			err = kerr.ErrorForCode(resp.Groups[0].ErrorCode)
+		}
+		if err == nil || errors.Is(err, kerr.GroupIDNotFound) {
 			return nil
 		}
-		if !errors.Is(err, sarama.ErrNonEmptyGroup) {
-			return t.redact(fmt.Errorf("kafka transport: delete consumer group %s: %w", group, err))
+		if !errors.Is(err, kerr.NonEmptyGroup) {
+			if ctx.Err() != nil {
+				return fmt.Errorf("kafka transport: delete consumer group %s: %w", id, ctx.Err())
+			}
+			return t.redact(fmt.Errorf("kafka transport: delete consumer group %s: %w", id, err))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("kafka transport: delete consumer group %s: it still has members: %w", group, ctx.Err())
+			return fmt.Errorf("kafka transport: delete consumer group %s: it still has members: %w", id, ctx.Err())
 		case <-time.After(wait):
 		}
 	}
 }
 
-// Close stops every subscription, flushes and closes the producer and the
+// Close stops every subscription and mover, and closes the producer and the
 // connections. It is idempotent. Messages in flight and not acked are
 // redelivered to their group later.
 func (t *Transport) Close() error {
-	var errs []error
 	t.once.Do(func() {
 		t.mu.Lock()
 		close(t.closed)
 		subs := t.subs
 		t.subs = map[*subscriber]struct{}{}
-		producer := t.producer
 		t.mu.Unlock()
 		for s := range subs {
 			s.close()
 		}
-		if producer != nil {
-			errs = append(errs, producer.Close())
+		t.mu.Lock()
+		movers := t.movers
+		t.movers = map[string]*mover{}
+		t.mu.Unlock()
+		for _, m := range movers {
+			m.stop()
 		}
-		errs = append(errs, t.admin.Close()) // closes t.client too
+		t.cl.Close()
 	})
-	return t.redact(errors.Join(errs...))
+	return nil
 }
 
 func (t *Transport) isClosed() bool {
@@ -266,31 +276,25 @@ func (t *Transport) forget(s *subscriber) {
 	t.mu.Unlock()
 }
 
-// syncProducer returns the shared producer, creating it on first use.
-func (t *Transport) syncProducer() (sarama.SyncProducer, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.isClosed() {
-		return nil, ErrClosed
-	}
-	if t.producer == nil {
-		p, err := sarama.NewSyncProducer(t.cfg.Brokers, t.sarama)
-		if err != nil {
-			return nil, t.connError(err)
-		}
-		t.producer = p
-	}
-	return t.producer, nil
-}
-
 // isLane reports whether topic is a failure-pipeline lane, scanned first in,
-// first out by one consumer.
+// first out by one consumer: a retry lane (and the numbered tiers of
+// earlier versions) or a poison lane.
 func isLane(topic string) bool {
-	return strings.HasSuffix(topic, ".poison") || strings.Contains(topic, ".retry.")
+	return strings.HasSuffix(topic, ".poison") || strings.HasSuffix(topic, ".retry") || strings.Contains(topic, ".retry.")
 }
 
-// ensureTopic creates topic when it is missing and creation is allowed.
-func (t *Transport) ensureTopic(topic string) error {
+// Retention of the topics the transport creates beside the main topics, so
+// that the broker's default (7 days) never drops a message that still waits.
+const (
+	poisonRetention = -1                  // kept until replayed or purged
+	laneRetention   = 14 * 24 * time.Hour // a retry lane: due messages, consumed at once
+	waitMargin      = 7 * 24 * time.Hour  // a wait topic keeps a record its delay plus this
+)
+
+// ensureTopic creates topic when it is missing and creation is allowed:
+// main topics with Config.Partitions, lanes and wait topics with one
+// partition and their own retention.
+func (t *Transport) ensureTopic(ctx context.Context, topic string) error {
 	if !*t.cfg.CreateTopics {
 		return nil
 	}
@@ -300,15 +304,39 @@ func (t *Transport) ensureTopic(topic string) error {
 	if known {
 		return nil
 	}
-	detail := &sarama.TopicDetail{NumPartitions: t.cfg.Partitions, ReplicationFactor: t.cfg.ReplicationFactor}
-	if isLane(topic) {
-		detail.NumPartitions = 1
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic = topic
+	rt.NumPartitions = t.cfg.Partitions
+	rt.ReplicationFactor = t.cfg.ReplicationFactor
+	config := func(k, v string) {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = k, &v
+		rt.Configs = append(rt.Configs, c)
 	}
-	t.adminMu.Lock()
-	err := t.admin.CreateTopic(topic, detail, false)
-	t.adminMu.Unlock()
-	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-		return fmt.Errorf("kafka transport: create topic %q: %w (create it yourself, or allow creation with transport.kafka.create_topics: true)", topic, t.redact(err))
+	switch _, level, isWait := parseWaitTopic(topic); {
+	case isWait:
+		rt.NumPartitions = 1
+		config("retention.ms", strconv.FormatInt((level+waitMargin).Milliseconds(), 10))
+		config("message.timestamp.type", "LogAppendTime")
+	case strings.HasSuffix(topic, ".poison"):
+		rt.NumPartitions = 1
+		config("retention.ms", strconv.Itoa(poisonRetention))
+	case isLane(topic):
+		rt.NumPartitions = 1
+		config("retention.ms", strconv.FormatInt(laneRetention.Milliseconds(), 10))
+	}
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.Topics = []kmsg.CreateTopicsRequestTopic{rt}
+	req.TimeoutMillis = int32(t.cfg.DialTimeout.Milliseconds())
+	resp, err := req.RequestWith(ctx, t.cl)
+	if err == nil && len(resp.Topics) > 0 {
+		err = kerr.ErrorForCode(resp.Topics[0].ErrorCode)
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("kafka transport: create topic %q: %w (create it yourself, or allow creation with transport.kafka.create_topics: true)", topic, t.connError(err))
 	}
 	t.mu.Lock()
 	t.topics[topic] = true
@@ -316,28 +344,38 @@ func (t *Transport) ensureTopic(topic string) error {
 	return nil
 }
 
-// connError explains an error from connecting to the brokers.
+// connError explains an error from talking to the brokers.
 func (t *Transport) connError(err error) error {
 	err = t.redact(err)
+	var kerrErr *kerr.Error
+	isKerr := errors.As(err, &kerrErr)
 	switch {
-	case errors.Is(err, sarama.ErrSASLAuthenticationFailed) || errors.Is(err, sarama.ErrIllegalSASLState) ||
-		errors.Is(err, sarama.ErrUnsupportedSASLMechanism) || strings.Contains(err.Error(), "scram:"):
+	case errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) ||
+		errors.Is(err, kerr.UnsupportedSaslMechanism) || strings.Contains(err.Error(), "SASL"):
 		return fmt.Errorf("%w: brokers %v rejected user %q with mechanism %s (check transport.kafka.sasl.username and password): %w",
 			ErrAuthentication, t.cfg.Brokers, t.cfg.SASL.Username, t.cfg.SASL.Mechanism, err)
-	case t.cfg.SASL.Mechanism != "" && errors.Is(err, sarama.ErrOutOfBrokers) && t.anyBrokerListens():
+	case isKerr:
+		return fmt.Errorf("kafka transport: brokers %v: %w", t.cfg.Brokers, err)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return fmt.Errorf("%w at %v before the context ended (is Kafka running? for development run `go run ./cmd/devkafka`, then set transport.kafka.brokers or %s): %w",
+			ErrUnreachable, t.cfg.Brokers, EnvBrokers, err)
+	case t.cfg.SASL.Mechanism != "" && !errors.Is(err, syscall.ECONNREFUSED) && t.anyBrokerListens():
 		// Some brokers (kfake among them) close the connection on bad
 		// credentials instead of answering with an error.
 		return fmt.Errorf("%w: brokers %v accept connections but closed them during SASL %s authentication of user %q (check transport.kafka.sasl.username and password, and the tls settings): %w",
 			ErrAuthentication, t.cfg.Brokers, t.cfg.SASL.Mechanism, t.cfg.SASL.Username, err)
-	case errors.Is(err, sarama.ErrOutOfBrokers) || errors.Is(err, sarama.ErrClosedClient):
-		return fmt.Errorf("%w at %v (is Kafka running? for development run `go run ./cmd/devkafka`, then set transport.kafka.brokers): %w",
-			ErrUnreachable, t.cfg.Brokers, err)
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		return fmt.Errorf("%w at %v before the context ended (is Kafka running? for development run `go run ./cmd/devkafka`): %w",
-			ErrUnreachable, t.cfg.Brokers, err)
+	case errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, kgo.ErrClientClosed) || isNetErr(err):
+		return fmt.Errorf("%w at %v (is Kafka running? for development run `go run ./cmd/devkafka`, then set transport.kafka.brokers or %s): %w",
+			ErrUnreachable, t.cfg.Brokers, EnvBrokers, err)
 	default:
 		return fmt.Errorf("kafka transport: brokers %v: %w", t.cfg.Brokers, err)
 	}
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe)
 }
 
 // anyBrokerListens reports whether a TCP connection to a broker succeeds.
@@ -350,32 +388,4 @@ func (t *Transport) anyBrokerListens() bool {
 		}
 	}
 	return false
-}
-
-// runCtx runs fn, which cannot be cancelled, and returns early when ctx ends;
-// late, when not nil, then receives fn's successful result to release it.
-func runCtx[T any](ctx context.Context, fn func() (T, error), late func(T)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := fn()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		if late != nil {
-			go func() {
-				if r := <-done; r.err == nil {
-					late(r.v)
-				}
-			}()
-		}
-		var zero T
-		return zero, ctx.Err()
-	}
 }
