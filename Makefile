@@ -54,7 +54,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzEnvelope$$' -fuzztime $(FUZZTIME) ./bus
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./bus
-	$(GO) test -run '^$$' -fuzz '^FuzzFailure$$' -fuzztime $(FUZZTIME) ./middleware
+	$(GO) test -run '^$$' -fuzz '^FuzzFailure$$' -fuzztime $(FUZZTIME) ./wire
 
 ## brokers: make sure RabbitMQ and Redis run on loopback
 brokers:

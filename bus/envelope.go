@@ -2,31 +2,33 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/wire"
 )
 
-// CloudEvents 1.0 attributes in binary content mode: every message busline
-// publishes carries them as metadata (headers on RabbitMQ and Kafka, fields
-// on Redis), so that a plain client in any language can produce and consume
-// busline events. Metadata keys that busline's failure pipeline adds use the
-// busline_ prefix and are listed in package middleware.
+// The CloudEvents attributes busline writes on every message, as metadata
+// keys; they are package wire's constants, repeated here so that handlers
+// reading Metadata.Raw need no other import. See package wire for the
+// complete wire vocabulary.
 const (
-	MetaID            = "ce_id"            // unique message id (UUIDv7); also the Watermill message UUID
-	MetaType          = "ce_type"          // the event name
-	MetaSource        = "ce_source"        // the publishing service
-	MetaSpecVersion   = "ce_specversion"   // always "1.0"
-	MetaTime          = "ce_time"          // publish time, RFC 3339 with nanoseconds, UTC
-	MetaPartitionKey  = "ce_partitionkey"  // ordering key (CloudEvents partitioning extension)
-	MetaCorrelationID = "ce_correlationid" // id shared by every message of one business flow
-	MetaCausationID   = "ce_causationid"   // id of the message whose handler published this one
-	MetaTraceParent   = "traceparent"      // W3C trace context, passed through when present
-	MetaContentType   = "content-type"     // the codec's MIME type, e.g. application/json
+	MetaID            = wire.MetaID            // unique message id (UUIDv7); also the Watermill message UUID
+	MetaType          = wire.MetaType          // the event name
+	MetaSource        = wire.MetaSource        // the publishing service
+	MetaSpecVersion   = wire.MetaSpecVersion   // always "1.0"
+	MetaTime          = wire.MetaTime          // publish time, RFC 3339 with nanoseconds, UTC
+	MetaPartitionKey  = wire.MetaPartitionKey  // ordering key (CloudEvents partitioning extension)
+	MetaCorrelationID = wire.MetaCorrelationID // id shared by every message of one business flow
+	MetaCausationID   = wire.MetaCausationID   // id of the message whose handler published this one
+	MetaTraceParent   = wire.MetaTraceParent   // W3C trace context, passed through when present
+	MetaContentType   = wire.MetaContentType   // the codec's MIME type, e.g. application/json
 )
 
 // SpecVersion is the CloudEvents version busline writes.
-const SpecVersion = "1.0"
+const SpecVersion = wire.SpecVersion
 
 // Metadata describes the message being handled. Handlers get it with
 // MetadataFrom.
@@ -62,27 +64,65 @@ func withMetadata(ctx context.Context, md *Metadata) context.Context {
 	return context.WithValue(ctx, metadataKey{}, md)
 }
 
-// readMetadata decodes the CloudEvents attributes of msg. Missing or
-// malformed attributes leave their field zero: a message from another client
-// is handled as long as its payload decodes.
-func readMetadata(msg *message.Message, topic, group string) *Metadata {
+// readMetadata decodes the CloudEvents attributes in raw, the metadata of
+// the message with Watermill UUID uuid. Missing or malformed attributes leave
+// their field zero: a message from another client is handled as long as its
+// payload decodes.
+func readMetadata(raw message.Metadata, uuid, topic, group string) *Metadata {
 	md := &Metadata{
-		ID:            msg.Metadata.Get(MetaID),
-		Event:         msg.Metadata.Get(MetaType),
-		Source:        msg.Metadata.Get(MetaSource),
+		ID:            raw.Get(MetaID),
+		Event:         raw.Get(MetaType),
+		Source:        raw.Get(MetaSource),
 		Topic:         topic,
 		Group:         group,
-		Key:           msg.Metadata.Get(MetaPartitionKey),
-		CorrelationID: msg.Metadata.Get(MetaCorrelationID),
-		CausationID:   msg.Metadata.Get(MetaCausationID),
+		Key:           raw.Get(MetaPartitionKey),
+		CorrelationID: raw.Get(MetaCorrelationID),
+		CausationID:   raw.Get(MetaCausationID),
 		Attempt:       1,
-		Raw:           msg.Metadata,
+		Raw:           raw,
 	}
 	if md.ID == "" {
-		md.ID = msg.UUID
+		md.ID = uuid
 	}
-	if t, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetaTime)); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, raw.Get(MetaTime)); err == nil {
 		md.PublishedAt = t
 	}
 	return md
+}
+
+// eventOf returns the metadata and payload of the event msg carries, for a
+// codec of media type codecType: msg's own in binary content mode, or those
+// in its body in CloudEvents structured mode, where the body's attributes
+// come first and msg's metadata (the transport's, and busline's failure
+// record) fills the rest. Content types compare by media type, ignoring case
+// and parameters; a message without one is taken to be in the codec's.
+func eventOf(msg *message.Message, codecType string) (message.Metadata, []byte, error) {
+	ct := msg.Metadata.Get(MetaContentType)
+	if ct == "" || ct == codecType { // the common case, without parsing
+		return msg.Metadata, msg.Payload, nil
+	}
+	switch wire.MediaType(ct) {
+	case wire.MediaType(codecType):
+		return msg.Metadata, msg.Payload, nil
+	case wire.BatchJSON:
+		return nil, nil, wire.ErrBatch
+	case wire.StructuredJSON:
+	default:
+		return nil, nil, fmt.Errorf("content-type %q, the codec reads %q", ct, codecType)
+	}
+	attrs, data, err := wire.ReadStructured(msg.Payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !wire.SameMediaType(attrs[MetaContentType], codecType) {
+		return nil, nil, fmt.Errorf("structured event with datacontenttype %q, the codec reads %q", attrs[MetaContentType], codecType)
+	}
+	md := make(message.Metadata, len(msg.Metadata)+len(attrs))
+	for k, v := range msg.Metadata {
+		md[k] = v
+	}
+	for k, v := range attrs {
+		md[k] = v
+	}
+	return md, data, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/wire"
 )
 
 type fuzzEvent struct {
@@ -58,7 +59,7 @@ func FuzzEnvelope(f *testing.F) {
 		}
 		if err != nil {
 			var de *DecodeError
-			if called || !IsPermanent(err) || !errors.As(err, &de) || middleware.Reason(err) != middleware.ReasonDecode {
+			if called || !IsPermanent(err) || !errors.As(err, &de) || middleware.Reason(err) != wire.ReasonDecode {
 				t.Fatalf("err %v (handler called: %v): want a permanent decode failure before the handler", err, called)
 			}
 		}

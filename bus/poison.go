@@ -9,17 +9,17 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // PoisonMessage is a message in a poison lane.
 type PoisonMessage struct {
-	ID       string             // the message's ce_id (or Watermill UUID)
-	Event    string             // ce_type
-	Payload  []byte             // the original payload, byte for byte
-	Metadata message.Metadata   // the original metadata plus the busline_ failure record
-	Failure  middleware.Failure // the decoded failure record
+	ID       string           // the message's ce_id (or Watermill UUID)
+	Event    string           // ce_type
+	Payload  []byte           // the original payload, byte for byte
+	Metadata message.Metadata // the original metadata plus the busline_ failure record
+	Failure  wire.Failure     // the decoded failure record
 	// FailureErr is set when the failure record is malformed; the fields of
 	// Failure that decoded are still filled.
 	FailureErr error
@@ -63,7 +63,7 @@ func NewPoisonLane(t transports.Transport, topic, group string) (*PoisonLane, er
 }
 
 // Topic returns the lane's own topic.
-func (l *PoisonLane) Topic() string { return middleware.PoisonTopic(l.topic, l.group) }
+func (l *PoisonLane) Topic() string { return wire.PoisonTopic(l.topic, l.group) }
 
 // List returns the messages in the lane, oldest first, leaving them there.
 // A message the lane holds more than once is listed once, at its first
@@ -206,19 +206,19 @@ func (l *PoisonLane) apply(pub message.Publisher, msg *message.Message, act acti
 		return pub.Publish(l.Topic(), msg.Copy())
 	case replay:
 		out := msg.Copy()
-		f, _ := middleware.ReadFailure(out.Metadata)
+		f, _ := wire.ReadFailure(out.Metadata)
 		f.Replays++
 		f.Tier = 0
 		f.Due = time.Now()
 		f.Write(out.Metadata)
-		return pub.Publish(middleware.RetryTopic(l.topic, l.group), out)
+		return pub.Publish(wire.RetryTopic(l.topic, l.group), out)
 	default:
 		return nil
 	}
 }
 
 func readPoison(msg *message.Message) PoisonMessage {
-	f, err := middleware.ReadFailure(msg.Metadata)
+	f, err := wire.ReadFailure(msg.Metadata)
 	id := msg.Metadata.Get(MetaID)
 	if id == "" {
 		id = msg.UUID

@@ -11,6 +11,7 @@ import (
 
 	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // Handler handles one event. Returning nil acks the message; an error is a
@@ -93,12 +94,13 @@ type subscription[T Event] struct {
 // metadata in its context. A payload that does not decode never reaches the
 // handler: it fails with a DecodeError, which is permanent.
 func (s *subscription[T]) handleMessage(msg *message.Message) error {
-	md := readMetadata(msg, s.topic, s.group)
-	if ct := msg.Metadata.Get(MetaContentType); ct != "" && ct != s.bus.cfg.Codec.ContentType() {
-		return decodeFailure(s.event, fmt.Errorf("content-type %q, the codec reads %q", ct, s.bus.cfg.Codec.ContentType()))
+	raw, payload, err := eventOf(msg, s.bus.cfg.Codec.ContentType())
+	if err != nil {
+		return decodeFailure(s.event, err)
 	}
+	md := readMetadata(raw, msg.UUID, s.topic, s.group)
 	e := newEvent[T]()
-	if err := s.bus.cfg.Codec.Unmarshal(msg.Payload, &e); err != nil {
+	if err := s.bus.cfg.Codec.Unmarshal(payload, &e); err != nil {
 		return decodeFailure(s.event, err)
 	}
 	return s.handle(withMetadata(msg.Context(), md), e)
@@ -106,7 +108,7 @@ func (s *subscription[T]) handleMessage(msg *message.Message) error {
 
 // decodeFailure is the permanent failure of a payload that does not decode.
 func decodeFailure(event string, err error) error {
-	return &middleware.PermanentError{Err: &DecodeError{Event: event, Err: err}, Reason: middleware.ReasonDecode}
+	return &middleware.PermanentError{Err: &DecodeError{Event: event, Err: err}, Reason: wire.ReasonDecode}
 }
 
 // addSubscription provisions the group on the topic and its lanes, and adds
@@ -132,8 +134,8 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 	// The retry lane is consumed even without delays, or in ordered mode:
 	// replays from the poison lane, and redeliveries a former configuration
 	// scheduled, arrive there.
-	retry := middleware.RetryTopic(topic, group)
-	if err := b.provision([]string{topic, retry, middleware.PoisonTopic(topic, group)}, group); err != nil {
+	retry := wire.RetryTopic(topic, group)
+	if err := b.provision([]string{topic, retry, wire.PoisonTopic(topic, group)}, group); err != nil {
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, err)
 	}
 	sub, err := b.subscriber(group)

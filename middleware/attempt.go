@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/wire"
 )
 
 type attemptKey struct{}
@@ -23,7 +25,7 @@ func withAttempt(ctx context.Context, n int) context.Context {
 
 // failedAttempts returns the failed attempts recorded in msg's metadata.
 func failedAttempts(msg *message.Message) int {
-	n, err := strconv.Atoi(msg.Metadata.Get(MetaAttempts))
+	n, err := strconv.Atoi(msg.Metadata.Get(wire.MetaAttempts))
 	if err != nil || n < 0 {
 		return 0
 	}

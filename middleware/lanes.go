@@ -9,19 +9,9 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/wire"
 )
-
-// RetryTopic is the topic of group's retry lane for messages of topic: the
-// lane where delayed redeliveries of every tier, and replays from the poison
-// lane, arrive once they are due. Only group consumes it.
-func RetryTopic(topic, group string) string {
-	return topic + "." + group + ".retry"
-}
-
-// PoisonTopic is the topic of group's poison lane for messages of topic.
-func PoisonTopic(topic, group string) string {
-	return topic + "." + group + ".poison"
-}
 
 // DefaultDelays are the delayed-redelivery tiers used when none are
 // configured.
@@ -50,7 +40,7 @@ type Lanes struct {
 	// Empty means no delayed redelivery: failures go to the poison lane.
 	Delays []time.Duration
 
-	// Handler names the handler in failure records (MetaHandler). Default:
+	// Handler names the handler in failure records (wire.MetaHandler). Default:
 	// the Watermill router's handler name in the message's context, if any.
 	Handler string
 
@@ -58,7 +48,7 @@ type Lanes struct {
 	// tier's delay has passed and then delivers it to the retry lane (a
 	// transports.Delayer's PublishDelayed): no consumer holds it while it
 	// waits. When nil, the message is published to the retry lane at once
-	// with its due time in MetaDue, and the lane's consumer waits for it
+	// with its due time in wire.MetaDue, and the lane's consumer waits for it
 	// (see WaitDue).
 	Delay func(ctx context.Context, topic string, delay time.Duration, msg *message.Message) error
 
@@ -104,7 +94,7 @@ func (l Lanes) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // divert publishes msg to its next lane with the failure recorded.
 func (l Lanes) divert(msg *message.Message, cause error) error {
 	now := l.Now()
-	f, _ := ReadFailure(msg.Metadata) // a malformed record is rewritten below
+	f, _ := wire.ReadFailure(msg.Metadata) // a malformed record is rewritten below
 	if f.Attempts == 0 {
 		f.Attempts = 1
 	}
@@ -126,7 +116,7 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 	} else if name := message.HandlerNameFromCtx(msg.Context()); name != "" {
 		f.Handler = name
 	}
-	if pos := msg.Metadata.Get(PositionMetadataKey); pos != "" {
+	if pos := msg.Metadata.Get(wire.PositionMetadataKey); pos != "" {
 		f.Position = pos
 	}
 	lane := msg.Copy()
@@ -135,7 +125,7 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 		delay := l.Delays[f.Tier-1]
 		f.Due = now.Add(delay)
 		f.Write(lane.Metadata)
-		topic := RetryTopic(l.Topic, l.Group)
+		topic := wire.RetryTopic(l.Topic, l.Group)
 		if l.Delay != nil {
 			// The write must finish even while the consumer stops: the
 			// original is acked only once it did.
@@ -145,7 +135,7 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 	}
 	f.Tier, f.Due = 0, time.Time{}
 	f.Write(lane.Metadata)
-	return l.Publisher.Publish(PoisonTopic(l.Topic, l.Group), lane)
+	return l.Publisher.Publish(wire.PoisonTopic(l.Topic, l.Group), lane)
 }
 
 // Reason classifies err into one of the Reason constants.
@@ -156,13 +146,13 @@ func Reason(err error) string {
 	case errors.As(err, &p) && p.Reason != "":
 		return p.Reason
 	case errors.As(err, &pe):
-		return ReasonPanic
+		return wire.ReasonPanic
 	case errors.As(err, &p):
-		return ReasonPermanent
+		return wire.ReasonPermanent
 	case errors.Is(err, context.DeadlineExceeded):
-		return ReasonTimeout
+		return wire.ReasonTimeout
 	default:
-		return ReasonError
+		return wire.ReasonError
 	}
 }
 
@@ -189,16 +179,16 @@ func errorType(err error) string {
 
 // WaitDue returns how long the consumer of a retry lane should wait before
 // handling a message, for transports that cannot delay on the broker: until
-// the message's MetaDue, but never longer than its tier's delay in delays
+// the message's wire.MetaDue, but never longer than its tier's delay in delays
 // measured from now, on the consumer's clock, so a far-future due time
 // (clock skew, an edited record) cannot hold the lane. A message without a
 // valid due time, from a tier delays no longer has, or already due waits 0.
 func WaitDue(md message.Metadata, delays []time.Duration, now time.Time) time.Duration {
-	due, err := time.Parse(time.RFC3339Nano, md.Get(MetaDue))
+	due, err := time.Parse(time.RFC3339Nano, md.Get(wire.MetaDue))
 	if err != nil {
 		return 0
 	}
-	tier, err := strconv.Atoi(md.Get(MetaTier))
+	tier, err := strconv.Atoi(md.Get(wire.MetaTier))
 	if err != nil || tier < 1 || tier > len(delays) {
 		return 0
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports/memory"
+	"github.com/busline/busline/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -47,8 +48,8 @@ func TestRetry(t *testing.T) {
 		if err != nil || len(attempts) != 3 || attempts[0] != 1 || attempts[2] != 3 {
 			t.Fatalf("err %v, attempts %v; want nil and [1 2 3]", err, attempts)
 		}
-		if got := msg.Metadata.Get(middleware.MetaAttempts); got != "2" {
-			t.Errorf("%s = %q, want 2 failed attempts", middleware.MetaAttempts, got)
+		if got := msg.Metadata.Get(wire.MetaAttempts); got != "2" {
+			t.Errorf("%s = %q, want 2 failed attempts", wire.MetaAttempts, got)
 		}
 	})
 	t.Run("CountsEarlierFailures", func(t *testing.T) {
@@ -57,7 +58,7 @@ func TestRetry(t *testing.T) {
 			first, _ = middleware.Attempt(msg.Context())
 			return nil, nil
 		})
-		if _, err := handle(context.Background(), h, map[string]string{middleware.MetaAttempts: "4"}); err != nil {
+		if _, err := handle(context.Background(), h, map[string]string{wire.MetaAttempts: "4"}); err != nil {
 			t.Fatal(err)
 		}
 		if first != 5 {
@@ -83,8 +84,8 @@ func TestRetry(t *testing.T) {
 			return nil, context.Canceled
 		})
 		msg, err := handle(ctx, h, nil)
-		if calls != 1 || !errors.Is(err, context.Canceled) || msg.Metadata.Get(middleware.MetaAttempts) != "" {
-			t.Errorf("%d calls, err %v, attempts %q: want 1 call, context.Canceled, no failure recorded", calls, err, msg.Metadata.Get(middleware.MetaAttempts))
+		if calls != 1 || !errors.Is(err, context.Canceled) || msg.Metadata.Get(wire.MetaAttempts) != "" {
+			t.Errorf("%d calls, err %v, attempts %q: want 1 call, context.Canceled, no failure recorded", calls, err, msg.Metadata.Get(wire.MetaAttempts))
 		}
 	})
 	t.Run("MaxElapsed", func(t *testing.T) {
@@ -126,7 +127,7 @@ func TestRecoverer(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Value != "boom" || !strings.Contains(pe.Stack, "TestRecoverer") {
 		t.Fatalf("err = %v, want a PanicError with value boom and the stack", err)
 	}
-	if middleware.Reason(err) != middleware.ReasonPanic {
+	if middleware.Reason(err) != wire.ReasonPanic {
 		t.Errorf("Reason = %q, want panic", middleware.Reason(err))
 	}
 }
@@ -145,7 +146,7 @@ func TestTimeout(t *testing.T) {
 	if msg.Context().Err() != nil {
 		t.Error("the message's own context was left cancelled after the attempt")
 	}
-	if middleware.Reason(err) != middleware.ReasonTimeout {
+	if middleware.Reason(err) != wire.ReasonTimeout {
 		t.Errorf("Reason = %q, want timeout", middleware.Reason(err))
 	}
 }
@@ -161,7 +162,7 @@ func lanesSetup(t *testing.T, delays ...time.Duration) (middleware.Lanes, func(t
 		t.Fatal(err)
 	}
 	l := middleware.Lanes{Publisher: pub, Topic: "orders", Group: "billing", Delays: delays}
-	for _, topic := range []string{middleware.RetryTopic("orders", "billing"), middleware.PoisonTopic("orders", "billing")} {
+	for _, topic := range []string{wire.RetryTopic("orders", "billing"), wire.PoisonTopic("orders", "billing")} {
 		if err := tr.ProvisionGroup(context.Background(), topic, "billing"); err != nil {
 			t.Fatal(err)
 		}
@@ -194,12 +195,12 @@ func TestLanes(t *testing.T) {
 		if _, err := handle(context.Background(), l.Middleware(failing(errors.New("db down"))), map[string]string{"ce_type": "orders.placed"}); err != nil {
 			t.Fatalf("Lanes returned %v, want nil: the message moved to a lane and is acked", err)
 		}
-		m := next(middleware.RetryTopic("orders", "billing"))
-		f, err := middleware.ReadFailure(m.Metadata)
+		m := next(wire.RetryTopic("orders", "billing"))
+		f, err := wire.ReadFailure(m.Metadata)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Tier != 1 || f.Due.Before(before.Add(time.Minute)) || f.Error != "db down" || f.Group != "billing" || f.Topic != "orders" || f.Reason != middleware.ReasonError {
+		if f.Tier != 1 || f.Due.Before(before.Add(time.Minute)) || f.Error != "db down" || f.Group != "billing" || f.Topic != "orders" || f.Reason != wire.ReasonError {
 			t.Errorf("failure record %+v", f)
 		}
 		if m.Metadata.Get("ce_type") != "orders.placed" || string(m.Payload) != `{"n":1}` {
@@ -208,11 +209,11 @@ func TestLanes(t *testing.T) {
 	})
 	t.Run("LastTierToPoison", func(t *testing.T) {
 		l, next := lanesSetup(t, time.Minute, time.Hour)
-		md := map[string]string{middleware.MetaTier: "2", middleware.MetaAttempts: "6"}
+		md := map[string]string{wire.MetaTier: "2", wire.MetaAttempts: "6"}
 		if _, err := handle(context.Background(), l.Middleware(failing(errors.New("still down"))), md); err != nil {
 			t.Fatal(err)
 		}
-		f, _ := middleware.ReadFailure(next(middleware.PoisonTopic("orders", "billing")).Metadata)
+		f, _ := wire.ReadFailure(next(wire.PoisonTopic("orders", "billing")).Metadata)
 		if f.Tier != 0 || !f.Due.IsZero() || f.Attempts != 6 {
 			t.Errorf("poison record %+v, want no tier or due, 6 attempts", f)
 		}
@@ -222,7 +223,7 @@ func TestLanes(t *testing.T) {
 		if _, err := handle(context.Background(), l.Middleware(failing(middleware.Permanent(errors.New("invalid")))), nil); err != nil {
 			t.Fatal(err)
 		}
-		if f, _ := middleware.ReadFailure(next(middleware.PoisonTopic("orders", "billing")).Metadata); f.Reason != middleware.ReasonPermanent {
+		if f, _ := wire.ReadFailure(next(wire.PoisonTopic("orders", "billing")).Metadata); f.Reason != wire.ReasonPermanent {
 			t.Errorf("reason %q, want permanent", f.Reason)
 		}
 	})
@@ -249,7 +250,7 @@ func TestWaitDue(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	delays := []time.Duration{time.Second, time.Minute}
 	md := func(tier string, due time.Time) message.Metadata {
-		return message.Metadata{middleware.MetaTier: tier, middleware.MetaDue: due.Format(time.RFC3339Nano)}
+		return message.Metadata{wire.MetaTier: tier, wire.MetaDue: due.Format(time.RFC3339Nano)}
 	}
 	for _, c := range []struct {
 		name string
@@ -261,8 +262,8 @@ func TestWaitDue(t *testing.T) {
 		{"AlreadyDue", md("1", now.Add(-time.Second)), 0},
 		{"TierNoLongerConfigured", md("3", now.Add(time.Hour)), 0},
 		{"Replay", md("0", now.Add(time.Hour)), 0},
-		{"NoDueTime", message.Metadata{middleware.MetaTier: "1"}, 0},
-		{"MalformedDue", message.Metadata{middleware.MetaTier: "1", middleware.MetaDue: "soon"}, 0},
+		{"NoDueTime", message.Metadata{wire.MetaTier: "1"}, 0},
+		{"MalformedDue", message.Metadata{wire.MetaTier: "1", wire.MetaDue: "soon"}, 0},
 	} {
 		if got := middleware.WaitDue(c.md, delays, now); got != c.want {
 			t.Errorf("%s: WaitDue = %v, want %v", c.name, got, c.want)

@@ -6,7 +6,7 @@ import "errors"
 // every retry and delayed redelivery and goes to the poison lane.
 type PermanentError struct {
 	Err    error
-	Reason string // MetaReason to record; empty means ReasonPermanent
+	Reason string // wire.MetaReason to record; empty means wire.ReasonPermanent
 }
 
 // Error returns the wrapped error's text marked as permanent.

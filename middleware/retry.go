@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/wire"
 )
 
 // RetryPolicy configures immediate retries. The zero value retries with the
@@ -105,7 +107,7 @@ func (p RetryPolicy) Backoff(n int) time.Duration {
 // retries once the message's own context is done: a cancelled context means
 // the consumer is stopping, and the message is left for redelivery. Each
 // attempt's context carries its number (see Attempt), and every failure is
-// recorded in the message's MetaAttempts and MetaFirstFailure metadata.
+// recorded in the message's wire.MetaAttempts and wire.MetaFirstFailure metadata.
 func Retry(p RetryPolicy) message.HandlerMiddleware {
 	p.SetDefaults()
 	return func(h message.HandlerFunc) message.HandlerFunc {
@@ -142,9 +144,9 @@ func Retry(p RetryPolicy) message.HandlerMiddleware {
 
 // recordFailure notes one more failed attempt in msg's metadata.
 func recordFailure(msg *message.Message, failed int) {
-	msg.Metadata.Set(MetaAttempts, strconv.Itoa(failed))
-	if msg.Metadata.Get(MetaFirstFailure) == "" {
-		msg.Metadata.Set(MetaFirstFailure, formatTime(time.Now()))
+	msg.Metadata.Set(wire.MetaAttempts, strconv.Itoa(failed))
+	if msg.Metadata.Get(wire.MetaFirstFailure) == "" {
+		msg.Metadata.Set(wire.MetaFirstFailure, wire.FormatTime(time.Now()))
 	}
 }
 
@@ -162,5 +164,3 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
-
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

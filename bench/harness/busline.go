@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/busline/busline/bus"
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // buslineTopic is busline's way: bus.Publish of a typed Sample, bus.Subscribe
@@ -56,7 +56,7 @@ func prepareBusline(t transports.Transport, s spec, cleanup func(ctx context.Con
 // buslineTopics returns the topics busline creates for s: the main topic,
 // the retry lane and the poison lane.
 func buslineTopics(s spec) []string {
-	return []string{s.topic, middleware.RetryTopic(s.topic, s.group), middleware.PoisonTopic(s.topic, s.group)}
+	return []string{s.topic, wire.RetryTopic(s.topic, s.group), wire.PoisonTopic(s.topic, s.group)}
 }
 
 func (t *buslineTopic) newSender(context.Context) (sender, error) {

@@ -2,6 +2,7 @@ package transporttest
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,6 +26,7 @@ func RunBus(t *testing.T, h Harness) {
 		{"PerKeyOrder", testPerKeyOrder},
 		{"FailedMessageRedelivered", testFailedMessageRedelivered},
 		{"ForeignPayloadHandled", testForeignPayload},
+		{"CloudEventsModesAndContentTypes", testCloudEventsModes},
 		{"GracefulShutdownFinishesInFlight", testShutdownFinishes},
 		{"GracefulShutdownLeavesUnfinished", testShutdownLeavesUnfinished},
 		{"CloseBoundedByContext", testCloseBoundedByContext},
@@ -217,6 +219,67 @@ func testForeignPayload(t *testing.T, h *Harness) {
 	calls := rec.waitFor(e, "the foreign event", atLeast(1))
 	if md := calls[0].Meta; md.ID != "foreign-1" || md.Source != "python-service" {
 		t.Errorf("metadata = id %q source %q, want foreign-1 and python-service", md.ID, md.Source)
+	}
+}
+
+func testCloudEventsModes(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	b := e.newBus(bus.Config{})
+	group := e.group("modes")
+	rec := newRecorder()
+	mustSubscribe(t, b, group, func(ctx context.Context, ev Event) error {
+		rec.record(ctx, ev)
+		return nil
+	})
+	e.run(b)
+	pub, err := e.tr.Publisher()
+	if err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	defer pub.Close()
+	data := func(seq int) string { return fmt.Sprintf(`{"run":%q,"seq":%d}`, e.id, seq) }
+	binary := func(seq int, contentType string) *message.Message {
+		id := fmt.Sprintf("%s-binary-%d", e.id, seq)
+		m := message.NewMessage(id, []byte(data(seq)))
+		m.Metadata.Set(bus.MetaID, id)
+		m.Metadata.Set(bus.MetaType, Event{}.EventName())
+		m.Metadata.Set(bus.MetaSource, "/other/service")
+		m.Metadata.Set(bus.MetaSpecVersion, "1.0")
+		m.Metadata.Set(bus.MetaContentType, contentType)
+		return m
+	}
+	structured := func(seq int, body string) *message.Message {
+		m := message.NewMessage(fmt.Sprintf("%s-wire-%d", e.id, seq), []byte(body))
+		m.Metadata.Set(bus.MetaContentType, "application/cloudevents+json; charset=UTF-8")
+		return m
+	}
+	msgs := []*message.Message{
+		binary(0, "application/json; charset=utf-8"), // the bindings' own example
+		binary(1, "Application/JSON"),
+		structured(2, fmt.Sprintf(`{"specversion":"1.0","id":"%s-structured-2","type":%q,"source":"/sdk","datacontenttype":"application/json","partitionkey":"k2","data":%s}`,
+			e.id, Event{}.EventName(), data(2))),
+		structured(3, fmt.Sprintf(`{"specversion":"1.0","id":"%s-structured-3","type":%q,"source":"/sdk","data_base64":%q}`,
+			e.id, Event{}.EventName(), base64.StdEncoding.EncodeToString([]byte(data(3))))),
+	}
+	if err := pub.Publish(e.topic, msgs...); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	calls := rec.waitFor(e, "the events in every mode", atLeast(len(msgs)))
+	for _, c := range calls {
+		want := map[int]string{0: "binary-0", 1: "binary-1", 2: "structured-2", 3: "structured-3"}[c.Event.Seq]
+		if c.Meta.ID != e.id+"-"+want {
+			t.Errorf("event %d: id %q, want %q", c.Event.Seq, c.Meta.ID, e.id+"-"+want)
+		}
+		if c.Event.Seq == 2 && (c.Meta.Key != "k2" || c.Meta.Source != "/sdk") {
+			t.Errorf("structured event: key %q source %q, want k2 and /sdk from the body", c.Meta.Key, c.Meta.Source)
+		}
+	}
+	lane, err := bus.NewPoisonLane(e.tr, e.topic, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := lane.List(e.h.waitCtx(t)); err != nil || len(list) != 0 {
+		t.Errorf("poison lane: %s, %v; want empty", describe(list), err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // RunDelay runs the delayed-redelivery and scheduled-publish cases: a
@@ -190,7 +191,7 @@ func laneMessage(e *env, seq int, due time.Time) *message.Message {
 	m.Metadata.Set(bus.MetaID, m.UUID)
 	m.Metadata.Set(bus.MetaType, Event{}.EventName())
 	m.Metadata.Set(bus.MetaContentType, "application/json")
-	middleware.Failure{Attempts: 1, Tier: 1, Due: due, Reason: middleware.ReasonError, Error: "edited"}.Write(m.Metadata)
+	wire.Failure{Attempts: 1, Tier: 1, Due: due, Reason: wire.ReasonError, Error: "edited"}.Write(m.Metadata)
 	return m
 }
 
@@ -209,7 +210,7 @@ func testSkew(t *testing.T, h *Harness) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	lane := middleware.RetryTopic(e.topic, group)
+	lane := wire.RetryTopic(e.topic, group)
 	// A clock an hour ahead wrote the first; the second is due now.
 	if err := pub.Publish(lane, laneMessage(e, 0, time.Now().Add(time.Hour)), laneMessage(e, 1, time.Now())); err != nil {
 		t.Fatal(err)
@@ -257,7 +258,7 @@ func testOrphanedTier(t *testing.T, h *Harness) {
 	wait.Timeout = h.Timeout + long
 	for name, rec := range map[string]*recorder{"delays shortened": recFewer, "switched to ordered": recOrdered} {
 		calls := rec.waitFor(&env{t: t, h: &wait}, "the message of a removed tier ("+name+")", atLeast(1))
-		if tier := calls[0].Meta.Raw.Get(middleware.MetaTier); tier != "2" {
+		if tier := calls[0].Meta.Raw.Get(wire.MetaTier); tier != "2" {
 			t.Errorf("%s: handled from tier %q, want 2", name, tier)
 		}
 	}

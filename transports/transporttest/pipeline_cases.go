@@ -19,6 +19,7 @@ import (
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // RunPipeline runs the failure-pipeline cases: retries, delayed redelivery,
@@ -127,9 +128,9 @@ func testMixedFailures(t *testing.T, h *Harness) {
 	}
 	for seq, pc := range inPoison {
 		f := pc.Failure
-		wantReason, wantAttempts, wantType := middleware.ReasonPermanent, 1, "*errors.errorString"
+		wantReason, wantAttempts, wantType := wire.ReasonPermanent, 1, "*errors.errorString"
 		if seq == panicking {
-			wantReason, wantAttempts, wantType = middleware.ReasonPanic, 6, "*middleware.PanicError"
+			wantReason, wantAttempts, wantType = wire.ReasonPanic, 6, "*middleware.PanicError"
 		} else if seq%10 != 0 {
 			t.Errorf("event %d in the poison lane, but it should have succeeded", seq)
 			continue
@@ -240,8 +241,8 @@ func testDelayLateness(t *testing.T, h *Harness) {
 	if after < delay || after > delay+h.MaxLateness {
 		t.Errorf("redelivered %v after the failure, want between %v and %v", after, delay, delay+h.MaxLateness)
 	}
-	if md := calls[0].Meta; md.Attempt != 2 || md.Raw.Get(middleware.MetaTier) != "1" {
-		t.Errorf("redelivery attempt %d tier %q, want attempt 2 from tier 1", md.Attempt, md.Raw.Get(middleware.MetaTier))
+	if md := calls[0].Meta; md.Attempt != 2 || md.Raw.Get(wire.MetaTier) != "1" {
+		t.Errorf("redelivery attempt %d tier %q, want attempt 2 from tier 1", md.Attempt, md.Raw.Get(wire.MetaTier))
 	}
 	t.Logf("tier %v: handled %v after the failure (lateness %v)", delay, after, after-delay)
 }
@@ -281,8 +282,8 @@ func testReplay(t *testing.T, h *Harness) {
 	}
 	calls := fixed.waitFor(e, "the replayed events", atLeast(n))
 	for _, c := range calls {
-		if c.Meta.Raw.Get(middleware.MetaReplays) != "1" {
-			t.Errorf("replayed event %d has %s=%q, want 1", c.Event.Seq, middleware.MetaReplays, c.Meta.Raw.Get(middleware.MetaReplays))
+		if c.Meta.Raw.Get(wire.MetaReplays) != "1" {
+			t.Errorf("replayed event %d has %s=%q, want 1", c.Event.Seq, wire.MetaReplays, c.Meta.Raw.Get(wire.MetaReplays))
 		}
 	}
 	// The other group had handled each event once and sees no replay: publish
@@ -328,8 +329,8 @@ func testUndecodable(t *testing.T, h *Harness) {
 	if got := calls.Load(); got != 1 {
 		t.Errorf("handler called %d times, want 1 (the good event only)", got)
 	}
-	if f := list[0].Failure; f.Reason != middleware.ReasonDecode || f.Attempts != 1 {
-		t.Errorf("poisoned with reason %q after %d attempts, want %q after 1", f.Reason, f.Attempts, middleware.ReasonDecode)
+	if f := list[0].Failure; f.Reason != wire.ReasonDecode || f.Attempts != 1 {
+		t.Errorf("poisoned with reason %q after %d attempts, want %q after 1", f.Reason, f.Attempts, wire.ReasonDecode)
 	}
 	if !bytes.Equal(list[0].Payload, []byte("\x00not json{")) {
 		t.Errorf("poison payload %q, want the original bytes", list[0].Payload)
@@ -366,7 +367,7 @@ func testShutdownNotFailure(t *testing.T, h *Harness) {
 	_, rec := e.recordingInstance(group, bus.WithConcurrency(4))
 	calls := rec.waitFor(e, "the 50 interrupted events", atLeast(n))
 	for _, c := range calls {
-		if tier := c.Meta.Raw.Get(middleware.MetaTier); tier != "" || c.Meta.Attempt != 1 {
+		if tier := c.Meta.Raw.Get(wire.MetaTier); tier != "" || c.Meta.Attempt != 1 {
 			t.Errorf("event %d came back from tier %q at attempt %d: shutdown counted as a failure", c.Event.Seq, tier, c.Meta.Attempt)
 		}
 	}
@@ -518,12 +519,12 @@ func testPoisonCopies(t *testing.T, h *Harness) {
 		m := laneMessage(e, seq, time.Time{})
 		m.UUID = uuid.NewString() // another copy on the wire, the same event
 		m.Metadata.Set(bus.MetaID, id)
-		middleware.Failure{Attempts: 3, Reason: middleware.ReasonError, Error: "crashed before the ack"}.Write(m.Metadata)
+		wire.Failure{Attempts: 3, Reason: wire.ReasonError, Error: "crashed before the ack"}.Write(m.Metadata)
 		return m
 	}
 	dup := e.id + "-dup"
 	// A crash between the poison write and the ack wrote the first event twice.
-	if err := pub.Publish(middleware.PoisonTopic(e.topic, group), poisoned(0, dup), poisoned(1, e.id+"-solo"), poisoned(0, dup)); err != nil {
+	if err := pub.Publish(wire.PoisonTopic(e.topic, group), poisoned(0, dup), poisoned(1, e.id+"-solo"), poisoned(0, dup)); err != nil {
 		t.Fatal(err)
 	}
 	lane, err := bus.NewPoisonLane(e.tr, e.topic, group)

@@ -1,4 +1,4 @@
-package middleware
+package wire
 
 import (
 	"errors"
@@ -91,7 +91,7 @@ func (f Failure) Write(md message.Metadata) {
 		if t.IsZero() {
 			delete(md, key)
 		} else {
-			md.Set(key, formatTime(t))
+			md.Set(key, FormatTime(t))
 		}
 	}
 	set(MetaReason, f.Reason)
@@ -108,3 +108,7 @@ func (f Failure) Write(md message.Metadata) {
 	setTime(MetaFirstFailure, f.FirstFailure)
 	setTime(MetaLastFailure, f.LastFailure)
 }
+
+// FormatTime formats t as busline writes times on the wire: RFC 3339 with
+// nanoseconds, in UTC.
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

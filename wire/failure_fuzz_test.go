@@ -1,4 +1,4 @@
-package middleware_test
+package wire_test
 
 import (
 	"reflect"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/wire"
 )
 
 // FuzzFailure checks that any metadata decodes without panicking, and that a
@@ -18,18 +18,18 @@ func FuzzFailure(f *testing.F) {
 	f.Add("decode", "x\ny", "-1", "abc", "not a time", "2026-13-01T00:00:00Z", "99999999999999999999")
 	f.Fuzz(func(t *testing.T, reason, errText, attempts, tier, first, last, replays string) {
 		md := message.Metadata{
-			middleware.MetaReason:       reason,
-			middleware.MetaError:        errText,
-			middleware.MetaAttempts:     attempts,
-			middleware.MetaTier:         tier,
-			middleware.MetaFirstFailure: first,
-			middleware.MetaLastFailure:  last,
-			middleware.MetaReplays:      replays,
+			wire.MetaReason:       reason,
+			wire.MetaError:        errText,
+			wire.MetaAttempts:     attempts,
+			wire.MetaTier:         tier,
+			wire.MetaFirstFailure: first,
+			wire.MetaLastFailure:  last,
+			wire.MetaReplays:      replays,
 		}
-		rec, _ := middleware.ReadFailure(md)
+		rec, _ := wire.ReadFailure(md)
 		out := message.Metadata{}
 		rec.Write(out)
-		again, err := middleware.ReadFailure(out)
+		again, err := wire.ReadFailure(out)
 		if err != nil {
 			t.Fatalf("a written record does not read back: %v (%v)", err, out)
 		}

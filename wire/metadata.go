@@ -1,8 +1,8 @@
-package middleware
+package wire
 
 // Metadata keys the failure pipeline adds to a message. They are the only
-// metadata busline writes beyond the CloudEvents attributes (package bus),
-// all under the busline_ prefix.
+// metadata busline writes beyond the CloudEvents attributes, all under the
+// busline_ prefix.
 const (
 	// MetaAttempts is the number of failed attempts so far, over every
 	// retry and delayed redelivery.
