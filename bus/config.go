@@ -52,6 +52,11 @@ type Config struct {
 	// from the map uses the zero SubscriptionConfig with its defaults.
 	Subscriptions map[string]SubscriptionConfig
 
+	// Observer is told of every publish, attempt and lane move, for
+	// instrumentation (package otelbus). Default: nil, nothing is observed
+	// and nothing is spent on it.
+	Observer Observer
+
 	// CloseTransport makes Close also close the transport. Default: false,
 	// the caller that opened the transport closes it (config.Open sets it).
 	CloseTransport bool

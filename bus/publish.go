@@ -105,6 +105,18 @@ func Publish(ctx context.Context, b *Bus, e Event, opts ...PublishOption) error 
 		return fmt.Errorf("bus.Publish %s: %w", name, err)
 	}
 	topic := b.topic(name)
+	if obs := b.cfg.Observer; obs != nil {
+		done := obs.Publishing(ctx, topic, max(delay, 0), []*message.Message{msg})
+		err = b.send(ctx, name, topic, delay, msg)
+		done(err)
+		return err
+	}
+	return b.send(ctx, name, topic, delay, msg)
+}
+
+// send publishes msg to topic, through the transport's Delayer when delay
+// is positive.
+func (b *Bus) send(ctx context.Context, name, topic string, delay time.Duration, msg *message.Message) error {
 	if delay > 0 {
 		return b.publishDelayed(ctx, name, topic, delay, msg)
 	}

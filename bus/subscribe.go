@@ -142,17 +142,30 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 	if err != nil {
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, err)
 	}
-	attempt := middleware.Retry(*cfg.Retry)(middleware.Timeout(cfg.Timeout)(middleware.Recoverer(
-		func(msg *message.Message) ([]*message.Message, error) { return nil, h(msg) })))
-	handle := lanes.Middleware(attempt)
+	obs := b.cfg.Observer
+	if obs != nil {
+		lanes.Diverted = func(msg *message.Message, lane string, f wire.Failure) {
+			obs.Diverted(msg.Context(), Delivery{Event: event, Group: group, Topic: topic}, msg, lane, f)
+		}
+	}
+	// pipeline returns the failure pipeline for messages consumed from t.
+	pipeline := func(t string) message.HandlerFunc {
+		handler := middleware.Timeout(cfg.Timeout)(middleware.Recoverer(
+			func(msg *message.Message) ([]*message.Message, error) { return nil, h(msg) }))
+		if obs != nil {
+			handler = observe(obs, Delivery{Event: event, Group: group, Topic: t})(handler)
+		}
+		return lanes.Middleware(middleware.Retry(*cfg.Retry)(handler))
+	}
+	mainHandle, retryHandle := pipeline(topic), pipeline(retry)
 	running := &atomic.Int64{}
 	var workers []worker
 	for range cfg.Concurrency {
 		workers = append(workers,
-			worker{sub: sub, topic: topic, handle: handle, running: running},
+			worker{sub: sub, topic: topic, handle: mainHandle, running: running},
 			// Where the transport cannot delay, redeliveries reach the lane
 			// early and the worker waits for them (bounded; see WaitDue).
-			worker{sub: sub, topic: retry, handle: handle, waitDue: !native, delays: cfg.Delays, running: running})
+			worker{sub: sub, topic: retry, handle: retryHandle, waitDue: !native, delays: cfg.Delays, running: running})
 	}
 	if b.started {
 		for _, w := range workers {

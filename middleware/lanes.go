@@ -59,6 +59,10 @@ type Lanes struct {
 	// returns the error and the message is nacked for redelivery.
 	Ordered bool
 
+	// Diverted, if set, is called after msg was written to lane with the
+	// failure record f, before the original is acked. Default: nil.
+	Diverted func(msg *message.Message, lane string, f wire.Failure)
+
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
 }
@@ -126,16 +130,28 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 		f.Due = now.Add(delay)
 		f.Write(lane.Metadata)
 		topic := wire.RetryTopic(l.Topic, l.Group)
+		var err error
 		if l.Delay != nil {
 			// The write must finish even while the consumer stops: the
 			// original is acked only once it did.
-			return l.Delay(context.WithoutCancel(msg.Context()), topic, delay, lane)
+			err = l.Delay(context.WithoutCancel(msg.Context()), topic, delay, lane)
+		} else {
+			err = l.Publisher.Publish(topic, lane)
 		}
-		return l.Publisher.Publish(topic, lane)
+		return l.diverted(msg, topic, f, err)
 	}
 	f.Tier, f.Due = 0, time.Time{}
 	f.Write(lane.Metadata)
-	return l.Publisher.Publish(wire.PoisonTopic(l.Topic, l.Group), lane)
+	topic := wire.PoisonTopic(l.Topic, l.Group)
+	return l.diverted(msg, topic, f, l.Publisher.Publish(topic, lane))
+}
+
+// diverted reports a successful lane write to l.Diverted, and returns err.
+func (l Lanes) diverted(msg *message.Message, lane string, f wire.Failure, err error) error {
+	if err == nil && l.Diverted != nil {
+		l.Diverted(msg, lane, f)
+	}
+	return err
 }
 
 // Reason classifies err into one of the Reason constants.

@@ -124,3 +124,30 @@ func Handle(ctx context.Context, msg *message.Message, handle func(*message.Mess
 		return false
 	}
 }
+
+// Inspector is implemented by transports that can report on a topic and its
+// groups without consuming, creating or changing anything: tools use it to
+// check before they act (busctl, bus.PoisonLane), and instrumentation reads
+// consumer lag and lane depths through it.
+type Inspector interface {
+	// Groups returns the names of the groups provisioned on topic, sorted.
+	// A topic that does not exist has none.
+	Groups(ctx context.Context, topic string) ([]string, error)
+
+	// Backlog reports group's backlog on topic. A topic or group that does
+	// not exist has an empty backlog.
+	Backlog(ctx context.Context, topic, group string) (Backlog, error)
+}
+
+// Backlog is what a group has yet to finish on a topic.
+type Backlog struct {
+	// Messages counts the messages the group has not acked: those waiting
+	// and those delivered and in flight. For a topic that delayed messages
+	// are scheduled to (a retry lane), it also counts those the transport
+	// keeps until they are due, where the transport can tell.
+	Messages int64
+
+	// Oldest is when the oldest of them was published, where the transport
+	// knows; zero when there are none or it cannot tell.
+	Oldest time.Time
+}

@@ -80,7 +80,9 @@ func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*mes
 				q.requeue(m) // popped as the subscription ended
 				return
 			}
-			if !transports.Handle(ctx, m.Copy(), handle) {
+			if transports.Handle(ctx, m.Copy(), handle) {
+				q.acked()
+			} else {
 				q.requeue(m)
 			}
 		}
@@ -138,6 +140,7 @@ func (s *subscriber) deliver(ctx context.Context, q *queue, m *message.Message, 
 	}
 	select {
 	case <-d.Acked():
+		q.acked()
 		return true
 	case <-d.Nacked():
 		q.requeue(m)
@@ -147,6 +150,7 @@ func (s *subscriber) deliver(ctx context.Context, q *queue, m *message.Message, 
 		// random: requeueing an acked message would deliver it twice.
 		select {
 		case <-d.Acked():
+			q.acked()
 		default:
 			q.requeue(m)
 		}

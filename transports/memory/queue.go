@@ -9,9 +9,10 @@ import (
 
 // queue is one group's first-in, first-out queue of messages on one topic.
 type queue struct {
-	mu    sync.Mutex
-	items []*message.Message
-	wake  chan struct{} // closed and replaced whenever items grows
+	mu       sync.Mutex
+	items    []*message.Message
+	inFlight int           // popped and neither acked nor requeued yet
+	wake     chan struct{} // closed and replaced whenever items grows
 }
 
 func newQueue() *queue {
@@ -34,7 +35,26 @@ func (q *queue) requeue(m *message.Message) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.items = append([]*message.Message{m}, q.items...)
+	q.inFlight--
 	q.signal()
+}
+
+// acked records that a popped message was acked.
+func (q *queue) acked() {
+	q.mu.Lock()
+	q.inFlight--
+	q.mu.Unlock()
+}
+
+// backlog returns how many messages wait or are in flight, and the oldest
+// waiting one.
+func (q *queue) backlog() (n int, oldest *message.Message) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) > 0 {
+		oldest = q.items[0]
+	}
+	return len(q.items) + q.inFlight, oldest
 }
 
 func (q *queue) signal() {
@@ -50,6 +70,7 @@ func (q *queue) pop(ctx context.Context) (m *message.Message, ok bool) {
 			m = q.items[0]
 			q.items[0] = nil
 			q.items = q.items[1:]
+			q.inFlight++
 			q.mu.Unlock()
 			return m, true
 		}

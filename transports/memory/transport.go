@@ -3,11 +3,14 @@ package memory
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // Kind is the name the memory transport registers under.
@@ -52,6 +55,7 @@ var (
 	_ transports.GroupProvisioner = (*Transport)(nil)
 	_ transports.GroupRemover     = (*Transport)(nil)
 	_ transports.Delayer          = (*Transport)(nil)
+	_ transports.Inspector        = (*Transport)(nil)
 )
 
 // New returns an empty in-process broker.
@@ -181,4 +185,50 @@ func (t *Transport) publish(topic string, msgs []*message.Message) error {
 		q.push(msgs)
 	}
 	return nil
+}
+
+// Groups returns the groups provisioned on topic, sorted.
+func (t *Transport) Groups(_ context.Context, topic string) ([]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.isClosed() {
+		return nil, ErrClosed
+	}
+	groups := make([]string, 0, len(t.topics[topic]))
+	for g := range t.topics[topic] {
+		groups = append(groups, g)
+	}
+	slices.Sort(groups)
+	return groups, nil
+}
+
+// Backlog reports the messages of group's queue on topic that wait or are in
+// flight, plus the delayed publishes to topic that wait in the timer heap
+// (each of which every group will receive), and the ce_time of the oldest
+// waiting message.
+func (t *Transport) Backlog(_ context.Context, topic, group string) (transports.Backlog, error) {
+	t.mu.Lock()
+	if t.isClosed() {
+		t.mu.Unlock()
+		return transports.Backlog{}, ErrClosed
+	}
+	q := t.topics[topic][group]
+	var delayed int64
+	if q != nil {
+		for _, d := range t.delays {
+			if d.topic == topic {
+				delayed += int64(len(d.msgs))
+			}
+		}
+	}
+	t.mu.Unlock()
+	if q == nil {
+		return transports.Backlog{}, nil
+	}
+	n, oldest := q.backlog()
+	b := transports.Backlog{Messages: int64(n) + delayed}
+	if oldest != nil {
+		b.Oldest, _ = time.Parse(time.RFC3339Nano, oldest.Metadata.Get(wire.MetaTime))
+	}
+	return b, nil
 }

@@ -72,6 +72,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Pipeline", func(t *testing.T) { RunPipeline(t, h) })
 	t.Run("Consumer", func(t *testing.T) { RunConsumer(t, h) })
 	t.Run("Delay", func(t *testing.T) { RunDelay(t, h) })
+	t.Run("Inspector", func(t *testing.T) { RunInspector(t, h) })
 }
 
 // testCase is one named case of a suite.
