@@ -21,7 +21,27 @@ type publishOptions struct {
 	metadata      map[string]string
 	delay         time.Duration
 	deliverAt     time.Time
+	id            string
+	idOut         *string
 }
+
+// WithID sets the event's id (ce_id and the Watermill UUID) instead of a new
+// UUIDv7: an idempotency key, so that a consumer deduplicating on
+// Metadata.ID sees a republish of the same event as a duplicate. At most
+// 256 bytes; an empty id means a new one.
+func WithID(id string) PublishOption {
+	return func(o *publishOptions) { o.id = id }
+}
+
+// StoreID makes Publish store the event's id, the one busline assigned or
+// the one WithID set, in *dst once the message is built, for logging or
+// correlation; it is stored even when the send then fails.
+func StoreID(dst *string) PublishOption {
+	return func(o *publishOptions) { o.idOut = dst }
+}
+
+// maxIDLen bounds WithID.
+const maxIDLen = 256
 
 // WithKey sets the ordering key (ce_partitionkey): the Kafka partition key,
 // and the key whose messages keep their order where the transport keeps it.
@@ -104,39 +124,45 @@ func Publish(ctx context.Context, b *Bus, e Event, opts ...PublishOption) error 
 	if err != nil {
 		return fmt.Errorf("bus.Publish %s: %w", name, err)
 	}
-	topic := b.topic(name)
-	if obs := b.cfg.Observer; obs != nil {
-		done := obs.Publishing(ctx, topic, max(delay, 0), []*message.Message{msg})
-		err = b.send(ctx, name, topic, delay, msg)
-		done(err)
-		return err
-	}
-	return b.send(ctx, name, topic, delay, msg)
-}
-
-// send publishes msg to topic, through the transport's Delayer when delay
-// is positive.
-func (b *Bus) send(ctx context.Context, name, topic string, delay time.Duration, msg *message.Message) error {
-	if delay > 0 {
-		return b.publishDelayed(ctx, name, topic, delay, msg)
-	}
-	if err := b.publisher.Publish(topic, msg); err != nil {
-		return fmt.Errorf("bus.Publish %s to topic %s: %w", name, topic, err)
+	if err := b.send(ctx, b.topic(name), delay, msg); err != nil {
+		return fmt.Errorf("bus.Publish %s: %w", name, err)
 	}
 	return nil
 }
 
-// publishDelayed publishes msg through the transport's Delayer.
-func (b *Bus) publishDelayed(ctx context.Context, name, topic string, delay time.Duration, msg *message.Message) error {
+// send publishes msgs to topic, through the transport's Delayer when delay
+// is positive, and tells the Observer.
+func (b *Bus) send(ctx context.Context, topic string, delay time.Duration, msgs ...*message.Message) error {
+	if obs := b.cfg.Observer; obs != nil {
+		done := obs.Publishing(ctx, topic, max(delay, 0), msgs)
+		err := b.sendNow(ctx, topic, delay, msgs)
+		done(err)
+		return err
+	}
+	return b.sendNow(ctx, topic, delay, msgs)
+}
+
+func (b *Bus) sendNow(ctx context.Context, topic string, delay time.Duration, msgs []*message.Message) error {
+	if delay > 0 {
+		return b.publishDelayed(ctx, topic, delay, msgs)
+	}
+	if err := b.publisher.Publish(topic, msgs...); err != nil {
+		return fmt.Errorf("to topic %s: %w", topic, err)
+	}
+	return nil
+}
+
+// publishDelayed publishes msgs through the transport's Delayer.
+func (b *Bus) publishDelayed(ctx context.Context, topic string, delay time.Duration, msgs []*message.Message) error {
 	d, ok := b.transport.(transports.Delayer)
 	if !ok {
-		return fmt.Errorf("bus.Publish %s with a delay: %w: %T cannot keep a message until it is due (use a transport that implements transports.Delayer: memory, redis or rabbitmq)", name, ErrDelayUnsupported, b.transport)
+		return fmt.Errorf("with a delay: %w: %T cannot keep a message until it is due (use a transport that implements transports.Delayer: memory, redis or rabbitmq)", ErrDelayUnsupported, b.transport)
 	}
 	if limit := b.transport.Features().MaxDelay; limit > 0 && delay > limit {
-		return fmt.Errorf("bus.Publish %s with a delay of %v: %w: the transport keeps messages for at most %v", name, delay, ErrDelayUnsupported, limit)
+		return fmt.Errorf("with a delay of %v: %w: the transport keeps messages for at most %v", delay, ErrDelayUnsupported, limit)
 	}
-	if err := d.PublishDelayed(ctx, topic, delay, msg); err != nil {
-		return fmt.Errorf("bus.Publish %s to topic %s with a delay of %v: %w", name, topic, delay, err)
+	if err := d.PublishDelayed(ctx, topic, delay, msgs...); err != nil {
+		return fmt.Errorf("to topic %s with a delay of %v: %w", topic, delay, err)
 	}
 	return nil
 }
@@ -164,11 +190,20 @@ func (b *Bus) newMessage(ctx context.Context, name string, e Event, opts []Publi
 			return nil, 0, fmt.Errorf("encode: %w", err)
 		}
 	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, 0, fmt.Errorf("message id: %w", err)
+	id := o.id
+	if id == "" {
+		v7, err := uuid.NewV7()
+		if err != nil {
+			return nil, 0, fmt.Errorf("message id: %w", err)
+		}
+		id = v7.String()
+	} else if len(id) > maxIDLen {
+		return nil, 0, fmt.Errorf("WithID: id of %d bytes, at most %d", len(id), maxIDLen)
 	}
-	msg := message.NewMessage(id.String(), payload)
+	if o.idOut != nil {
+		*o.idOut = id
+	}
+	msg := message.NewMessage(id, payload)
 	for k, v := range o.metadata {
 		msg.Metadata.Set(k, v)
 	}

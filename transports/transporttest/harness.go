@@ -73,6 +73,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Consumer", func(t *testing.T) { RunConsumer(t, h) })
 	t.Run("Delay", func(t *testing.T) { RunDelay(t, h) })
 	t.Run("Inspector", func(t *testing.T) { RunInspector(t, h) })
+	t.Run("Batch", func(t *testing.T) { RunBatch(t, h) })
 }
 
 // testCase is one named case of a suite.
