@@ -109,4 +109,3 @@ func PublishBatch(ctx context.Context, b *Bus, items ...BatchItem) ([]string, er
 	}
 	return ids, nil
 }
-
