@@ -40,6 +40,7 @@ type Bus struct {
 	cfg       Config
 	transport transports.Transport
 	publisher message.Publisher
+	kind      string // TransportKind
 
 	// stopCtx is cancelled when Close starts: workers take no more
 	// messages.
@@ -66,7 +67,8 @@ type Bus struct {
 	handlers    map[string]*atomic.Int64 // "event/group" → handlers running
 	pending     []worker                 // registered, started by Run
 	subscribers map[string]message.Subscriber
-	started     bool // Run was called
+	health      map[string]*subscriptionHealth // "event/group" → its consumers, for Health
+	started     bool                           // Run was called
 	closed      bool
 	closeDone   chan struct{}
 	closeErr    error
@@ -85,6 +87,8 @@ type worker struct {
 	// running counts the subscription's handlers running, for Close's
 	// report of those that do not stop.
 	running *atomic.Int64
+	// health records the consumer's state for Health.
+	health *subscriptionHealth
 }
 
 // New returns a bus over t. It validates cfg and returns every problem at
@@ -105,6 +109,7 @@ func New(t transports.Transport, cfg Config) (*Bus, error) {
 		cfg:         cfg,
 		transport:   t,
 		publisher:   pub,
+		kind:        transportKind(t),
 		running:     make(chan struct{}),
 		handlers:    map[string]*atomic.Int64{},
 		subscribers: map[string]message.Subscriber{},
@@ -166,6 +171,7 @@ func (b *Bus) start(w worker) error {
 		return b.consume(c, w)
 	}
 	msgs, err := w.sub.Subscribe(b.runCtx, w.topic)
+	w.health.started(w.topic, err)
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", w.topic, err)
 	}
@@ -173,6 +179,7 @@ func (b *Bus) start(w worker) error {
 	go func() {
 		defer b.workers.Done()
 		b.loop(msgs, w)
+		w.health.ended(w.topic)
 	}()
 	return nil
 }
@@ -187,10 +194,11 @@ func (b *Bus) consume(c transports.Consumer, w worker) error {
 		}
 		b.handle(msg, w)
 	})
+	w.health.started(w.topic, err)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", w.topic, err)
 	}
-	b.workers.Go(func() { <-done })
+	b.workers.Go(func() { <-done; w.health.ended(w.topic) })
 	return nil
 }
 
@@ -236,6 +244,7 @@ func (b *Bus) handle(msg *message.Message, w worker) {
 		// pipeline turns every handler failure into a lane move.
 		if b.handlerCtx.Err() == nil && msg.Context().Err() == nil {
 			b.cfg.Logger.Warn("busline: message left for redelivery", "message_id", msg.UUID, "err", err)
+			w.health.failed(err)
 		}
 		msg.Nack()
 		return

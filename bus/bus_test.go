@@ -259,3 +259,51 @@ func TestDerivedContextsCancelledOnClose(t *testing.T) {
 		t.Errorf("shutdown took %v, want about the 100ms grace", took)
 	}
 }
+
+// stalledProvisioner is a transport whose group provisioning hangs, as a
+// stalled broker's would, until its context ends.
+type stalledProvisioner struct {
+	*memory.Transport
+	entered chan struct{}
+}
+
+func (s stalledProvisioner) ProvisionGroup(ctx context.Context, _, _ string) error {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestCloseDoesNotWaitForAStalledSubscribe(t *testing.T) {
+	t.Parallel()
+	tr := stalledProvisioner{Transport: memory.New(memory.Config{}), entered: make(chan struct{}, 1)}
+	t.Cleanup(func() { _ = tr.Close() })
+	b, err := bus.New(tr, bus.Config{Service: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed := make(chan error, 1)
+	go func() {
+		subscribed <- bus.Subscribe(b, "billing", func(context.Context, *ptrEvent) error { return nil })
+	}()
+	select {
+	case <-tr.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Subscribe never provisioned the group")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close(context.Background()) }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for a Subscribe stuck on the broker")
+	}
+	if err := <-subscribed; !errors.Is(err, context.Canceled) {
+		t.Errorf("the stalled Subscribe returned %v, want the cancellation Close caused", err)
+	}
+}

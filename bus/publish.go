@@ -134,7 +134,7 @@ func Publish(ctx context.Context, b *Bus, e Event, opts ...PublishOption) error 
 // is positive, and tells the Observer.
 func (b *Bus) send(ctx context.Context, topic string, delay time.Duration, msgs ...*message.Message) error {
 	if obs := b.cfg.Observer; obs != nil {
-		done := obs.Publishing(ctx, topic, max(delay, 0), msgs)
+		done := obs.Publishing(ctx, Publication{Topic: topic, Delay: max(delay, 0), Transport: b.kind}, msgs)
 		err := b.sendNow(ctx, topic, delay, msgs)
 		done(err)
 		return err

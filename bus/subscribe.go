@@ -115,15 +115,32 @@ func decodeFailure(event string, err error) error {
 // cfg.Concurrency workers per topic, all consuming through one subscriber of
 // the group; they start with Run, or at once if the bus runs.
 func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig, h message.NoPublishHandlerFunc) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, ErrClosed)
-	}
 	key := event + "/" + group
-	if b.handlers[key] != nil {
+	running := &atomic.Int64{}
+	b.mu.Lock()
+	switch {
+	case b.closed:
+		b.mu.Unlock()
+		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, ErrClosed)
+	case b.handlers[key] != nil:
+		b.mu.Unlock()
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, ErrDuplicateHandler)
 	}
+	b.handlers[key] = running // reserved while the group is provisioned
+	b.mu.Unlock()
+	if err := b.addWorkers(event, group, topic, key, running, cfg, h); err != nil {
+		b.mu.Lock()
+		delete(b.handlers, key)
+		b.mu.Unlock()
+		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, err)
+	}
+	return nil
+}
+
+// addWorkers provisions the group on the topic and its lanes, without
+// holding b.mu and with a context that Close cancels, then adds the
+// subscription's workers.
+func (b *Bus) addWorkers(event, group, topic, key string, running *atomic.Int64, cfg SubscriptionConfig, h message.NoPublishHandlerFunc) error {
 	lanes := middleware.Lanes{Publisher: b.publisher, Topic: topic, Group: group, Delays: cfg.Delays, Handler: key, Ordered: cfg.Ordered}
 	delayer, native := b.transport.(transports.Delayer)
 	if native {
@@ -135,30 +152,33 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 	// replays from the poison lane, and redeliveries a former configuration
 	// scheduled, arrive there.
 	retry := wire.RetryTopic(topic, group)
-	if err := b.provision([]string{topic, retry, wire.PoisonTopic(topic, group)}, group); err != nil {
-		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, err)
+	if err := b.provision(b.stopCtx, []string{topic, retry, wire.PoisonTopic(topic, group)}, group); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
 	}
 	sub, err := b.subscriber(group)
 	if err != nil {
-		return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, err)
+		return err
 	}
 	obs := b.cfg.Observer
-	if obs != nil {
-		lanes.Diverted = func(msg *message.Message, lane string, f wire.Failure) {
-			obs.Diverted(msg.Context(), Delivery{Event: event, Group: group, Topic: topic}, msg, lane, f)
-		}
-	}
 	// pipeline returns the failure pipeline for messages consumed from t.
 	pipeline := func(t string) message.HandlerFunc {
 		handler := middleware.Timeout(cfg.Timeout)(middleware.Recoverer(
 			func(msg *message.Message) ([]*message.Message, error) { return nil, h(msg) }))
 		if obs != nil {
-			handler = observe(obs, Delivery{Event: event, Group: group, Topic: t})(handler)
+			d := Delivery{Event: event, Group: group, Topic: t, Transport: b.kind}
+			delivery, attempt := observe(obs, d)
+			l := lanes
+			l.Diverted = diverted(obs, d)
+			return delivery(l.Middleware(middleware.Retry(*cfg.Retry)(attempt(handler))))
 		}
 		return lanes.Middleware(middleware.Retry(*cfg.Retry)(handler))
 	}
 	mainHandle, retryHandle := pipeline(topic), pipeline(retry)
-	running := &atomic.Int64{}
 	var workers []worker
 	for range cfg.Concurrency {
 		workers = append(workers,
@@ -167,28 +187,31 @@ func (b *Bus) addSubscription(event, group, topic string, cfg SubscriptionConfig
 			// early and the worker waits for them (bounded; see WaitDue).
 			worker{sub: sub, topic: retry, handle: retryHandle, waitDue: !native, delays: cfg.Delays, running: running})
 	}
+	health := b.track(key, Subscription{Event: event, Group: group, Topic: topic, Retry: retry, Poison: wire.PoisonTopic(topic, group)}, topic, retry)
+	for i := range workers {
+		workers[i].health = health
+	}
 	if b.started {
 		for _, w := range workers {
 			if err := b.start(w); err != nil {
-				return fmt.Errorf("bus.Subscribe %s for group %s: %w", event, group, err)
+				return err
 			}
 		}
 	} else {
 		b.pending = append(b.pending, workers...)
 	}
-	b.handlers[key] = running
 	return nil
 }
 
 // provision creates group's queue or consumer group on each topic where the
 // transport supports it, so that messages published from now on are kept.
-func (b *Bus) provision(topics []string, group string) error {
+func (b *Bus) provision(ctx context.Context, topics []string, group string) error {
 	p, ok := b.transport.(transports.GroupProvisioner)
 	if !ok {
 		return nil
 	}
 	for _, t := range topics {
-		if err := p.ProvisionGroup(context.Background(), t, group); err != nil {
+		if err := p.ProvisionGroup(ctx, t, group); err != nil {
 			return fmt.Errorf("provision %s: %w", t, err)
 		}
 	}
