@@ -82,11 +82,11 @@ func (l Lanes) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			return out, err
 		}
 		perr := l.divert(msg, err)
-		for n := 1; perr != nil && l.Ordered; n++ {
-			if !sleep(msg.Context(), laneWriteBackoff.Backoff(n)) {
-				break
+		if perr != nil && l.Ordered {
+			waits := laneWriteBackoff.NewBackOff()
+			for perr != nil && sleep(msg.Context(), waits.NextBackOff()) {
+				perr = l.divert(msg, err)
 			}
-			perr = l.divert(msg, err)
 		}
 		if perr != nil {
 			return nil, fmt.Errorf("%w (and moving the message to a lane failed, so it stays for redelivery: %v)", err, perr)

@@ -105,11 +105,12 @@ func TestBackoff(t *testing.T) {
 	t.Parallel()
 	p := middleware.RetryPolicy{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2}
 	p.SetDefaults()
-	for n, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 10: time.Second} {
-		for range 20 {
-			got := p.Backoff(n)
-			if got < want*8/10 || got > want*12/10 {
-				t.Fatalf("Backoff(%d) = %v, want %v ± 20%%", n, got, want)
+	for range 20 {
+		waits := p.NewBackOff()
+		for n := 1; n <= 10; n++ {
+			want := min(100*time.Millisecond<<(n-1), time.Second)
+			if got := waits.NextBackOff(); got < want*8/10 || got > want*12/10+1 {
+				t.Fatalf("wait %d = %v, want %v ± 20%%", n, got, want)
 			}
 		}
 	}

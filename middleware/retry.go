@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/busline/busline/wire"
 )
@@ -90,16 +89,19 @@ func (p RetryPolicy) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Backoff returns the wait before retry number n (1 for the first retry).
-func (p RetryPolicy) Backoff(n int) time.Duration {
-	d := float64(p.Initial) * math.Pow(p.Multiplier, float64(n-1))
-	if d > float64(p.Max) {
-		d = float64(p.Max)
+// NewBackOff returns the policy's waits as a backoff.BackOff of
+// github.com/cenkalti/backoff/v5: Initial first, each next one Multiplier
+// times longer up to Max, each spread randomly by up to ±Jitter (none when
+// Jitter is negative). Each retried delivery takes its own.
+func (p RetryPolicy) NewBackOff() *backoff.ExponentialBackOff {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     p.Initial,
+		RandomizationFactor: max(p.Jitter, 0),
+		Multiplier:          p.Multiplier,
+		MaxInterval:         p.Max,
 	}
-	if p.Jitter > 0 {
-		d *= 1 + p.Jitter*(2*rand.Float64()-1)
-	}
-	return time.Duration(d)
+	b.Reset()
+	return b
 }
 
 // Retry calls the handler up to p.Attempts times, waiting p.Backoff between
@@ -116,6 +118,7 @@ func Retry(p RetryPolicy) message.HandlerMiddleware {
 			defer msg.SetContext(orig)
 			start := time.Now()
 			failed := failedAttempts(msg)
+			var waits *backoff.ExponentialBackOff
 			for i := 1; ; i++ {
 				msg.SetContext(withAttempt(orig, failed+1))
 				out, err := h(msg)
@@ -130,7 +133,10 @@ func Retry(p RetryPolicy) message.HandlerMiddleware {
 				if i >= p.Attempts || IsPermanent(err) {
 					return nil, err
 				}
-				wait := p.Backoff(i)
+				if waits == nil {
+					waits = p.NewBackOff()
+				}
+				wait := waits.NextBackOff()
 				if p.MaxElapsed > 0 && time.Since(start)+wait > p.MaxElapsed {
 					return nil, err
 				}
