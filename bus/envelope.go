@@ -60,6 +60,16 @@ func MetadataFrom(ctx context.Context) (md Metadata, ok bool) {
 	return md, true
 }
 
+// HandlerContext returns a copy of parent that carries md as a handler's
+// context does, so that a handler reading MetadataFrom can be unit-tested
+// without a bus (see package bustest). md.Attempt 0 reads as 1.
+func HandlerContext(parent context.Context, md Metadata) context.Context {
+	if md.Attempt == 0 {
+		md.Attempt = 1
+	}
+	return withMetadata(parent, &md)
+}
+
 func withMetadata(ctx context.Context, md *Metadata) context.Context {
 	return context.WithValue(ctx, metadataKey{}, md)
 }
