@@ -9,8 +9,10 @@ import (
 )
 
 // userinfo matches the user:password@ part of a URL that net/url cannot
-// parse, so that RedactURL still hides the password.
-var userinfo = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):[^@]*@`)
+// parse, so that RedactURL still hides the password. The password runs to
+// the last "@": an unescaped "/" or "@" in it is what made the URL fail to
+// parse, and hiding too much is safer than printing the rest of it.
+var userinfo = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):.*@`)
 
 // RedactURL returns raw with its password replaced by "xxxxx", whether or
 // not raw parses as a URL.
@@ -33,7 +35,7 @@ func URLSecrets(rawURL string) []string {
 			}
 		}
 	} else if m := userinfo.FindStringSubmatch(rawURL); m != nil {
-		if pass := strings.TrimPrefix(rawURL[len(m[1]):strings.Index(rawURL, "@")], ":"); pass != "" {
+		if pass := strings.TrimPrefix(rawURL[len(m[1]):strings.LastIndex(rawURL, "@")], ":"); pass != "" {
 			s = append(s, pass)
 		}
 	}
