@@ -27,6 +27,18 @@ const (
 	MetaContentType   = "content-type"     // the payload's media type, e.g. application/json
 )
 
+// The W3C trace context of a message's creation, as the CloudEvents
+// distributed-tracing extension carries it: attributes traceparent and
+// tracestate, so ce_traceparent and ce_tracestate in binary mode. busline
+// (package otelbus) writes these; it reads them first, then the plain W3C
+// names MetaTraceParent and MetaTraceState that other OpenTelemetry
+// instrumentations put in message headers.
+const (
+	MetaCETraceParent = AttributePrefix + "traceparent" // ce_traceparent
+	MetaCETraceState  = AttributePrefix + "tracestate"  // ce_tracestate
+	MetaTraceState    = "tracestate"                    // W3C tracestate, read when ce_tracestate is absent
+)
+
 // AttributePrefix is the prefix of CloudEvents attributes in busline's
 // metadata: attribute "id" is "ce_id".
 const AttributePrefix = "ce_"
