@@ -13,6 +13,7 @@ import (
 	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/busline/busline/transports/kafka"
 )
@@ -24,10 +25,16 @@ const EnvKafkaBrokers = "BUSLINE_KAFKA_BROKERS"
 // kafkaPartitions is the partition count of every benchmark topic.
 const kafkaPartitions = 3
 
-// openKafka opens the Kafka ways: Sarama's async producer and a consumer
-// group (raw), watermill-kafka v3, and busline's kafka transport. Without
-// brokers configured it starts an in-process kfake cluster, which then
-// shares the process's CPU with the clients.
+// WayRawSarama is Kafka's second raw way: Sarama's async producer (leader
+// acks, not idempotent: Sarama's defaults) and a Sarama consumer group. The
+// Kafka WayRaw is franz-go, the client busline's transport is built on.
+const WayRawSarama = "raw-sarama"
+
+// openKafka opens the Kafka ways: franz-go's async producer (acks=all,
+// idempotent) and a franz-go consumer group (raw), Sarama's async producer
+// and a consumer group (raw-sarama), watermill-kafka v3, and busline's kafka
+// transport. Without brokers configured it starts an in-process kfake
+// cluster, which then shares the process's CPU with the clients.
 func openKafka(ctx context.Context, c *Config, _ string) (*plugin, error) {
 	brokers := c.KafkaBrokers
 	if len(brokers) == 0 && os.Getenv(EnvKafkaBrokers) != "" {
@@ -96,7 +103,21 @@ func openKafka(ctx context.Context, c *Config, _ string) (*plugin, error) {
 			e.Msg.Metadata.(*kafkaSender).done(e.Err)
 		}
 	})
+	franz, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("busline-bench"))
+	if err != nil {
+		_ = p.close()
+		return nil, fmt.Errorf("franz-go producer: %w", err)
+	}
 	p.ways[WayRaw] = wayFuncs{
+		prep: func(_ context.Context, s spec) (topic, error) {
+			if err := create(s.topic); err != nil {
+				return nil, err
+			}
+			return &franzTopic{spec: s, brokers: brokers, producer: franz, cleanup: deleteTopics(s.topic)}, nil
+		},
+		closeFn: func() error { franz.Close(); return nil },
+	}
+	p.ways[WayRawSarama] = wayFuncs{
 		prep: func(_ context.Context, s spec) (topic, error) {
 			if err := create(s.topic); err != nil {
 				return nil, err
@@ -146,7 +167,84 @@ func openKafka(ctx context.Context, c *Config, _ string) (*plugin, error) {
 	return p, nil
 }
 
-// kafkaTopic is the raw Kafka way: the shared async producer and, to
+// franzTopic is the raw Kafka way: franz-go's shared producer with its
+// defaults (idempotent, acks=all, pipelined; records produced
+// asynchronously) and, to consume, a franz-go consumer group with its
+// defaults (cooperative-sticky, autocommit of what was polled).
+type franzTopic struct {
+	spec     spec
+	brokers  []string
+	producer *kgo.Client
+	cleanup  func(context.Context) error
+}
+
+func (t *franzTopic) newSender(context.Context) (sender, error) { return &franzSender{t: t}, nil }
+
+func (t *franzTopic) consume(_ context.Context, handle func(int64)) (func() error, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(t.brokers...), kgo.ConsumerGroup(t.spec.group),
+		kgo.ConsumeTopics(t.spec.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			fetches := cl.PollFetches(ctx)
+			if fetches.IsClientClosed() {
+				return
+			}
+			fetches.EachRecord(func(r *kgo.Record) {
+				if sentAt, err := readSentAt(r.Value); err == nil {
+					handle(sentAt)
+				}
+			})
+		}
+	})
+	return func() error {
+		cancel()
+		wg.Wait()
+		cl.Close()
+		return nil
+	}, nil
+}
+
+func (t *franzTopic) close(ctx context.Context) error { return t.cleanup(ctx) }
+
+// franzSender produces asynchronously; flush waits for the brokers'
+// acknowledgement of each record.
+type franzSender struct {
+	t        *franzTopic
+	inflight sync.WaitGroup
+	mu       sync.Mutex
+	err      error
+}
+
+func (s *franzSender) send(ctx context.Context, sentAt int64) error {
+	s.inflight.Add(1)
+	s.t.producer.Produce(ctx, &kgo.Record{Topic: s.t.spec.topic, Value: rawPayload(s.t.spec.payloadSize, sentAt)}, func(_ *kgo.Record, err error) {
+		if err != nil {
+			s.mu.Lock()
+			s.err = cmpOr(s.err, err)
+			s.mu.Unlock()
+		}
+		s.inflight.Done()
+	})
+	return nil
+}
+
+func (s *franzSender) flush(context.Context) error {
+	s.inflight.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.err
+	s.err = nil
+	return err
+}
+
+func (s *franzSender) close() error { return nil }
+
+// kafkaTopic is the raw Sarama way: the shared async producer and, to
 // consume, a Sarama consumer group that marks each handled message.
 type kafkaTopic struct {
 	spec     spec
