@@ -40,7 +40,6 @@ func newAcks() acks { return acks{next: -1, sentNext: -1} }
 func (a *acks) restore(offset int64, meta string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.sentNext, a.sentMeta = offset, meta
 	enc, ok := strings.CutPrefix(meta, ackedPrefix)
 	if !ok || offset < 0 {
 		return

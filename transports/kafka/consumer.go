@@ -192,7 +192,9 @@ func (m *member) run() {
 		select {
 		case <-m.stopCh:
 		case <-m.s.closed:
+			m.cancelParts() // a closing subscriber cancels its messages' contexts
 		case <-m.s.t.closed:
+			m.cancelParts()
 		}
 		cancel()
 	}()
@@ -220,6 +222,15 @@ func (m *member) run() {
 	}
 	m.mu.Unlock()
 	m.cl.Close()
+}
+
+// cancelParts cancels the contexts of the messages in flight.
+func (m *member) cancelParts() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.parts {
+		p.cancel()
+	}
 }
 
 // poll fetches records until ctx ends, holding at most maxQueued.
