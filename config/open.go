@@ -17,23 +17,55 @@ import (
 // transport. Changing transport.kind (and its section) in the file is all it
 // takes to move the program to another broker; the transport's package must
 // be imported, for example with _ "github.com/busline/busline/transports/all".
-func Open(ctx context.Context, path string) (*bus.Bus, error) {
+//
+// Options give the bus and its transport what a file cannot: WithLogger,
+// WithObserver.
+func Open(ctx context.Context, path string, opts ...OpenOption) (*bus.Bus, error) {
 	cfg, err := Load(path)
 	if err != nil {
 		return nil, err
 	}
-	return cfg.Open(ctx, nil)
+	var o openOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return cfg.open(ctx, o)
+}
+
+// OpenOption changes what Open builds.
+type OpenOption func(*openOptions)
+
+type openOptions struct {
+	logger   *slog.Logger
+	observer bus.Observer
+}
+
+// WithLogger makes the bus and its transport log to logger. Default:
+// slog.Default().
+func WithLogger(logger *slog.Logger) OpenOption {
+	return func(o *openOptions) { o.logger = logger }
+}
+
+// WithObserver instruments the bus with obs (for example otelbus.New()).
+// Default: none.
+func WithObserver(obs bus.Observer) OpenOption {
+	return func(o *openOptions) { o.observer = obs }
 }
 
 // Open opens c's transport and returns a bus on it that closes the
 // transport when it closes. logger nil means slog.Default().
 func (c *Config) Open(ctx context.Context, logger *slog.Logger) (*bus.Bus, error) {
-	t, err := c.OpenTransport(ctx, logger)
+	return c.open(ctx, openOptions{logger: logger})
+}
+
+func (c *Config) open(ctx context.Context, o openOptions) (*bus.Bus, error) {
+	t, err := c.OpenTransport(ctx, o.logger)
 	if err != nil {
 		return nil, err
 	}
 	bc := c.BusConfig()
-	bc.Logger = logger
+	bc.Logger = o.logger
+	bc.Observer = o.observer
 	bc.CloseTransport = true
 	b, err := bus.New(t, bc)
 	if err != nil {
