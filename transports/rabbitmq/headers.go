@@ -3,6 +3,7 @@ package rabbitmq
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -51,7 +52,10 @@ func toPublishing(msg *message.Message, persistent bool) amqp.Publishing {
 // marshaler it never fails: a header that is not a string (x-death added
 // by dead-lettering, x-delivery-count added by quorum queues, a number or
 // table set by another client) becomes its text, so the message is
-// handled instead of nack-looping. The UUID comes from the Watermill
+// handled instead of nack-looping. The transport's own headers are
+// dropped: a mandatory publish's id, and on a message that came through the
+// delay levels the destination and the dead-lettering records they added.
+// The UUID comes from the Watermill
 // header, else ce_id, else the message-id property; a content-type
 // property fills a missing content-type header.
 func toMessage(d *amqp.Delivery) *message.Message {
@@ -63,8 +67,9 @@ func toMessage(d *amqp.Delivery) *message.Message {
 		id = d.MessageId
 	}
 	msg := message.NewMessage(id, d.Body)
+	_, delayed := d.Headers[delayToHeader]
 	for k, v := range d.Headers {
-		if k == uuidHeader {
+		if k == uuidHeader || k == publishIDHeader || delayed && (k == delayToHeader || slices.Contains(deathHeaders, k)) {
 			continue
 		}
 		msg.Metadata[k] = headerText(v)

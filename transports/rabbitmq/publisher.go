@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -83,7 +84,7 @@ func newPublishPool(cfg *Config, conn *connection) *publishPool {
 	}
 	for i := range p.slots {
 		p.slots[i] = &publishSlot{}
-		p.mandatory[i] = &mandatorySlot{}
+		p.mandatory[i] = &mandatorySlot{inFlight: make(chan struct{}, returnBuffer)}
 	}
 	return p
 }
@@ -236,25 +237,34 @@ func (p *publishPool) publishLane(parent context.Context, topic string, msgs []*
 // this transport provisioned it.
 var ErrUnroutable = errors.New("rabbitmq: the broker returned the message: no queue is bound to take it")
 
-// returnBuffer bounds how many messages one mandatory publish sends at once
-// on a channel: amqp091 drops a return its listener does not take within 5
-// seconds, so the listener's buffer holds the returns of a whole chunk.
+// returnBuffer bounds how many mandatory publishes are in flight on one
+// channel: amqp091 drops a return its listener does not take within 5
+// seconds, so the listener's buffer holds a return for each of them.
 const returnBuffer = 256
 
-// mandatorySlot is a confirm-mode channel for mandatory publishes, used by
-// one publish at a time: a basic.return arriving before the publish's last
-// confirm is its own.
+// publishIDHeader carries a mandatory publish's id, by which a returned
+// message is told apart from the others in flight on its channel. It is
+// removed before a message is handed out.
+const publishIDHeader = "busline_rabbitmq_publish_id"
+
+// mandatorySlot is a confirm-mode channel for mandatory publishes. Up to
+// returnBuffer of them are in flight at once; RabbitMQ sends a mandatory
+// message's basic.return before its basic.ack and amqp091 hands frames over
+// in order, so once a publish is confirmed its return, if any, is in the
+// buffer or already moved to returned.
 type mandatorySlot struct {
-	mu      sync.Mutex
-	ch      *amqp.Channel
-	returns chan amqp.Return
+	inFlight chan struct{} // one token per publish in flight
+
+	mu       sync.Mutex
+	ch       *amqp.Channel
+	returns  chan amqp.Return
+	returned map[string]amqp.Return // by publish id, drained from returns
+	seq      uint64
 }
 
 // publishMandatory publishes pubs to exchange with routing key key,
 // mandatory, and returns once RabbitMQ confirmed every one and returned
-// none. RabbitMQ sends a mandatory message's basic.return before its
-// basic.ack, and amqp091 hands frames over in order, so once the last
-// confirm is in, every return of this publish is in the slot's buffer.
+// none.
 func (p *publishPool) publishMandatory(ctx context.Context, exchange, key string, msgs []*message.Message, pubs []amqp.Publishing) error {
 	for start := 0; start < len(pubs); start += returnBuffer {
 		end := min(start+returnBuffer, len(pubs))
@@ -267,77 +277,119 @@ func (p *publishPool) publishMandatory(ctx context.Context, exchange, key string
 }
 
 func (s *mandatorySlot) publish(ctx context.Context, p *publishPool, exchange, key string, msgs []*message.Message, pubs []amqp.Publishing) error {
+	acquired := 0
+	defer func() {
+		for range acquired {
+			<-s.inFlight
+		}
+	}()
+	for range pubs {
+		select {
+		case s.inFlight <- struct{}{}:
+			acquired++
+		case <-ctx.Done():
+			return fmt.Errorf("waiting to publish: %w (not sent; safe to retry)", ctx.Err())
+		}
+	}
+	ch, ids, confirms, err := s.send(ctx, p, exchange, key, msgs, pubs)
+	if err != nil {
+		return err
+	}
+	for i, dc := range confirms {
+		select {
+		case <-dc.Done():
+		case <-ctx.Done():
+			// Its return may come later and must not stay behind: start the
+			// channel over (the other publishes on it fail, unconfirmed).
+			s.abandon(ch)
+			return fmt.Errorf("publish message %s: no confirm from the broker: %w (it may or may not have the message; retrying can duplicate it)", msgs[i].UUID, ctx.Err())
+		}
+		if !dc.Acked() {
+			s.abandon(ch)
+			return fmt.Errorf("publish message %s: %w", msgs[i].UUID, errNotConfirmed)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drainLocked(ch)
+	var first *amqp.Return
+	n := 0
+	for _, id := range ids {
+		if r, ok := s.returned[id]; ok {
+			delete(s.returned, id)
+			n++
+			if first == nil {
+				first = &r
+			}
+		}
+	}
+	if n > 0 {
+		return fmt.Errorf("%w (exchange %q, %d of %d messages returned: %d %s)", ErrUnroutable, first.Exchange, n, len(pubs), first.ReplyCode, first.ReplyText)
+	}
+	return nil
+}
+
+// send publishes pubs, each with an id of its own, on the slot's channel,
+// opening it as needed.
+func (s *mandatorySlot) send(ctx context.Context, p *publishPool, exchange, key string, msgs []*message.Message, pubs []amqp.Publishing) (*amqp.Channel, []string, []*amqp.DeferredConfirmation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ch == nil || s.ch.IsClosed() {
 		ch, _, err := p.conn.channel(ctx)
 		if err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 		// Confirms even with Config.DisableConfirms: they are what tells a
 		// return apart from a stored message.
 		if err := ch.Confirm(false); err != nil {
 			_ = ch.Close()
-			return fmt.Errorf("put channel in confirm mode: %w", err)
+			return nil, nil, nil, fmt.Errorf("put channel in confirm mode: %w", err)
 		}
-		s.ch, s.returns = ch, ch.NotifyReturn(make(chan amqp.Return, returnBuffer))
+		s.ch, s.returns, s.returned = ch, ch.NotifyReturn(make(chan amqp.Return, returnBuffer)), map[string]amqp.Return{}
 	}
-	// A publish abandoned half-way would leave confirms and returns that
-	// the next one would take for its own: start it over on a new channel.
-	abandon := func() {
+	ids := make([]string, len(pubs))
+	confirms := make([]*amqp.DeferredConfirmation, len(pubs))
+	for i, pub := range pubs {
+		s.seq++
+		ids[i] = strconv.FormatUint(s.seq, 10)
+		pub.Headers[publishIDHeader] = ids[i]
+		dc, err := s.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, pub)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("publish message %s: %w (not confirmed; retrying can duplicate the messages before it)", msgs[i].UUID, err)
+		}
+		confirms[i] = dc
+	}
+	return s.ch, ids, confirms, nil
+}
+
+// drainLocked moves the returns received on ch into returned.
+func (s *mandatorySlot) drainLocked(ch *amqp.Channel) {
+	if s.ch != ch {
+		return
+	}
+	for {
+		select {
+		case r, ok := <-s.returns:
+			if !ok {
+				return
+			}
+			if id, ok := r.Headers[publishIDHeader].(string); ok {
+				s.returned[id] = r
+			}
+		default:
+			return
+		}
+	}
+}
+
+// abandon closes ch if it is still the slot's channel.
+func (s *mandatorySlot) abandon(ch *amqp.Channel) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == ch {
 		_ = s.ch.Close()
 		s.ch = nil
 	}
-	confirms := make([]*amqp.DeferredConfirmation, 0, len(pubs))
-	for i, pub := range pubs {
-		dc, err := s.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, pub)
-		if err != nil {
-			abandon()
-			return fmt.Errorf("publish message %s: %w (not confirmed; retrying can duplicate the messages before it)", msgs[i].UUID, err)
-		}
-		confirms = append(confirms, dc)
-	}
-	var returned []amqp.Return
-	returns := s.returns
-	for i, dc := range confirms {
-	wait:
-		for {
-			select {
-			case <-dc.Done():
-				break wait
-			case r, ok := <-returns:
-				if !ok {
-					returns = nil // the channel closed: the confirms end too
-					continue
-				}
-				returned = append(returned, r)
-			case <-ctx.Done():
-				abandon()
-				return fmt.Errorf("publish message %s: no confirm from the broker: %w (it may or may not have the message; retrying can duplicate it)", msgs[i].UUID, ctx.Err())
-			}
-		}
-		if !dc.Acked() {
-			abandon()
-			return fmt.Errorf("publish message %s: %w", msgs[i].UUID, errNotConfirmed)
-		}
-	}
-	for drained := false; !drained && returns != nil; {
-		select {
-		case r, ok := <-returns:
-			if !ok {
-				returns = nil
-				continue
-			}
-			returned = append(returned, r)
-		default:
-			drained = true
-		}
-	}
-	if len(returned) > 0 {
-		r := returned[0]
-		return fmt.Errorf("%w (exchange %q, %d of %d messages returned: %d %s)", ErrUnroutable, r.Exchange, len(returned), len(pubs), r.ReplyCode, r.ReplyText)
-	}
-	return nil
 }
 
 // channel returns the slot's channel on the current connection, opening it

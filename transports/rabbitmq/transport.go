@@ -53,6 +53,7 @@ var (
 	_ transports.Transport        = (*Transport)(nil)
 	_ transports.GroupProvisioner = (*Transport)(nil)
 	_ transports.GroupRemover     = (*Transport)(nil)
+	_ transports.Delayer          = (*Transport)(nil)
 )
 
 // New validates cfg, applies its defaults and connects to the broker. It
@@ -114,9 +115,9 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 }
 
 // Features reports persistent delivery, ordered per key for a single
-// consumer, and delayed redelivery through the generic retry lanes.
+// consumer, and native delays (PublishDelayed) of up to MaxDelay.
 func (t *Transport) Features() transports.Features {
-	return transports.Features{Persistent: true, OrderedPerKey: true}
+	return transports.Features{Persistent: true, OrderedPerKey: true, NativeDelay: true, MaxDelay: MaxDelay}
 }
 
 // Health returns nil when both connections are open and a channel can be
