@@ -109,15 +109,41 @@ func TestCommandLine(t *testing.T) {
 	for _, cmd := range [][]string{{"config", "validate"}, {"config", "show"}, {"publish"}, {"tail"},
 		{"poison", "list"}, {"poison", "show"}, {"poison", "replay"}, {"poison", "purge"}} {
 		r := mustRun(t, append(cmd, "--help")...)
-		if !strings.HasPrefix(r.stdout, "Usage: busctl "+strings.Join(cmd, " ")) || !strings.Contains(r.stdout, "Flags:") {
-			t.Errorf("%v --help:\n%s", cmd, r.stdout)
+		if !strings.Contains(r.stdout, "Usage:\n  busctl "+strings.Join(cmd, " ")+" ") || !strings.Contains(r.stdout, "Flags:") ||
+			strings.Contains(r.stdout, "Exit codes:") {
+			t.Errorf("%v --help is not its own:\n%s", cmd, r.stdout)
 		}
 	}
 	if r := mustRun(t, "--help"); !strings.Contains(r.stdout, "Exit codes:") {
 		t.Errorf("busctl --help:\n%s", r.stdout)
 	}
+	// A group's help lists its own subcommands, not busctl's.
+	if r := mustRun(t, "poison", "--help"); !strings.Contains(r.stdout, "Usage:\n  busctl poison [command]") ||
+		!strings.Contains(r.stdout, "replay") || strings.Contains(r.stdout, "Exit codes:") {
+		t.Errorf("busctl poison --help:\n%s", r.stdout)
+	}
+	expectExit(t, 2, "a subcommand is needed: list, show, replay, purge", "poison")
 	expectExit(t, 2, `unknown command "frobnicate"`, "frobnicate")
-	expectExit(t, 2, "flag provided but not defined: -bogus", "poison", "list", "--bogus")
+	expectExit(t, 2, `unknown command "lst" for "busctl poison" (did you mean list?)`, "poison", "lst")
+	expectExit(t, 2, "unknown flag: --bogus", "poison", "list", "--bogus")
+	expectExit(t, 2, "unexpected argument \"extra\"", "poison", "list", "extra", "--config", "x.yaml")
+	r := busctl(t, "")
+	if r.code != 2 || !strings.Contains(r.stdout, "Available Commands:") {
+		t.Errorf("busctl with no command: %s", r)
+	}
+	// Shell completion: the scripts, and completion of values from the config.
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		if r := mustRun(t, "completion", shell); !strings.Contains(r.stdout, "busctl") || len(r.stdout) < 1000 {
+			t.Errorf("completion %s:\n%s", shell, r)
+		}
+	}
+	shop := writeFile(t, "shop.yaml", "service: shop\nsubscriptions: {billing: {}, shipping: {}}\ntopics: {orders.placed: shop.orders}\n")
+	if r := mustRun(t, "__complete", "poison", "list", "--config", shop, "--group", ""); !strings.HasPrefix(r.stdout, "billing\nshipping\n:4\n") {
+		t.Errorf("completion of --group:\n%s", r)
+	}
+	if r := mustRun(t, "__complete", "publish", "--config", shop, "--event", ""); !strings.HasPrefix(r.stdout, "orders.placed\n:4\n") {
+		t.Errorf("completion of --event:\n%s", r)
+	}
 	mem := writeFile(t, "mem.yaml", "service: checkout\n")
 	expectExit(t, 2, "pass --topic T or --event NAME", "poison", "list", "--config", mem, "--group", "billing")
 	expectExit(t, 2, "--config FILE is required", "poison", "list", "--group", "billing", "--topic", "orders")
@@ -125,7 +151,7 @@ func TestCommandLine(t *testing.T) {
 	expectExit(t, 2, "the payload is not valid JSON", "publish", "--config", mem, "--event", "orders.placed", "--data", "{nope")
 	expectExit(t, 2, "invalid name", "poison", "list", "--config", mem, "--group", "bill ing", "--topic", "orders")
 	// Memory works, on a bus of its own, and says so.
-	r := mustRun(t, "poison", "list", "--config", mem, "--group", "billing", "--topic", "orders")
+	r = mustRun(t, "poison", "list", "--config", mem, "--group", "billing", "--topic", "orders")
 	if !strings.Contains(r.stderr, "memory transport, which keeps messages inside one process") || !strings.Contains(r.stdout, "is empty") {
 		t.Errorf("poison list on memory: %s", r)
 	}

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
-	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/busline/busline/config"
 	"github.com/busline/busline/transports"
@@ -15,26 +15,42 @@ import (
 	"github.com/busline/busline/transports/redis"
 )
 
-func runConfigValidate(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "config validate", "[--connect] FILE", `
-Checks FILE as strictly as the library loads it: unknown keys (with "did you
+func newConfigCmd(c *cli) *cobra.Command {
+	return newGroupCmd("config", "check and show configuration files", newConfigValidateCmd(c), newConfigShowCmd(c))
+}
+
+// yamlFiles completes a FILE argument with YAML files.
+func yamlFiles(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
+}
+
+func newConfigValidateCmd(c *cli) *cobra.Command {
+	var conn connFlags
+	var connect bool
+	cmd := &cobra.Command{
+		Use:   "validate [--connect] FILE",
+		Short: "check a configuration file as strictly as the library does",
+		Long: `Checks FILE as strictly as the library loads it: unknown keys (with "did you
 mean"), wrong types, durations without units, invalid settings and undefined
 environment variables, each with its file:line:column, all at once; and the
 section of the transport it names (transport.<kind>). With --connect it also
 connects to the broker and checks its health. Prints "FILE: ok" and exits 0,
-or prints every problem and exits 1.`)
-	var conn connFlags
-	fs.BoolVar(&conn.verbose, "verbose", false, "print the transport's logs (debug level) to stderr, with --connect")
-	connect := fs.Bool("connect", false, "also connect to the broker and check that it answers")
-	fs.DurationVar(&conn.timeout, "timeout", 15*time.Second, "how long to wait for the broker, with --connect")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+or prints every problem and exits 1.`,
+		Example:           "  busctl config validate --connect shop.yaml",
+		Args:              oneArg("FILE"),
+		ValidArgsFunction: yamlFiles,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn.config = args[0]
+			return runConfigValidate(cmd.Context(), c, &conn, connect)
+		},
 	}
-	if len(pos) != 1 {
-		return usageError("expected one FILE, got %d arguments", len(pos))
-	}
-	conn.config = pos[0]
+	fs := cmd.Flags()
+	fs.BoolVar(&connect, "connect", false, "also connect to the broker and check that it answers")
+	conn.registerBroker(fs)
+	return cmd
+}
+
+func runConfigValidate(ctx context.Context, c *cli, conn *connFlags, connect bool) error {
 	cfg, err := config.Load(conn.config)
 	if err != nil {
 		return err
@@ -42,40 +58,38 @@ or prints every problem and exits 1.`)
 	if _, err := transportSection(cfg); err != nil {
 		return err
 	}
-	if *connect {
+	if connect {
 		_, t, err := conn.open(ctx, c)
 		if err != nil {
 			return err
 		}
 		_ = t.Close()
 	}
-	groups := make([]string, 0, len(cfg.Subscriptions))
-	for g := range cfg.Subscriptions {
-		groups = append(groups, g)
-	}
-	sort.Strings(groups)
-	fmt.Fprintf(c.stdout, "%s: ok (service %s, transport %s, groups: %s)\n", conn.config, cfg.Service, cfg.Transport.Kind, listOrNone(groups))
-	if *connect {
+	fmt.Fprintf(c.stdout, "%s: ok (service %s, transport %s, groups: %s)\n", conn.config, cfg.Service, cfg.Transport.Kind, listOrNone(configGroups(cfg)))
+	if connect {
 		fmt.Fprintf(c.stdout, "%s: the %s broker answers\n", conn.config, cfg.Transport.Kind)
 	}
 	return nil
 }
 
-func runConfigShow(_ context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "config show", "FILE", `
-Prints the configuration busline would run with: every default filled in,
+func newConfigShowCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show FILE",
+		Short: "print the effective configuration, defaults filled, secrets redacted",
+		Long: `Prints the configuration busline would run with: every default filled in,
 each group's effective settings and failure policy, environment variables
 expanded, passwords and URL credentials redacted. The output is itself a
 valid configuration file. Keys of the transport section that are not shown
-take the transport's defaults (go doc github.com/busline/busline/transports/<kind> Config).`)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+take the transport's defaults (go doc github.com/busline/busline/transports/<kind> Config).`,
+		Example:           "  busctl config show shop.yaml > effective.yaml",
+		Args:              oneArg("FILE"),
+		ValidArgsFunction: yamlFiles,
+		RunE:              func(_ *cobra.Command, args []string) error { return runConfigShow(c, args[0]) },
 	}
-	if len(pos) != 1 {
-		return usageError("expected one FILE, got %d arguments", len(pos))
-	}
-	cfg, err := config.Load(pos[0])
+}
+
+func runConfigShow(c *cli, path string) error {
+	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
@@ -83,9 +97,8 @@ take the transport's defaults (go doc github.com/busline/busline/transports/<kin
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "# effective configuration of %s (defaults filled, secrets redacted)\n", pos[0])
-	writeEffective(c.stdout, cfg, section)
-	return nil
+	fmt.Fprintf(c.stdout, "# effective configuration of %s (defaults filled, secrets redacted)\n", path)
+	return writeEffective(c.stdout, cfg, section)
 }
 
 // transportSection strictly decodes the section of cfg's transport kind into

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/busline/busline/config"
 	"github.com/busline/busline/transports"
@@ -21,10 +24,46 @@ type connFlags struct {
 	verbose bool
 }
 
-func (f *connFlags) register(fs *flag.FlagSet) {
+// register declares --config, --timeout and --verbose on fs, and completes
+// --config with YAML files.
+func (f *connFlags) register(cmd *cobra.Command, fs *pflag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "the busline YAML `file` naming the transport (required)")
+	_ = cmd.RegisterFlagCompletionFunc("config", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
+	})
+	f.registerBroker(fs)
+}
+
+// registerBroker declares --timeout and --verbose on fs.
+func (f *connFlags) registerBroker(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", 15*time.Second, "how long to wait for the broker when connecting")
 	fs.BoolVar(&f.verbose, "verbose", false, "print the transport's logs (debug level) to stderr")
+}
+
+// completeFromConfig completes a flag with names read from the file given
+// by --config (its groups, or its mapped events); nothing if it cannot be
+// read.
+func (f *connFlags) completeFromConfig(names func(*config.Config) []string) cobra.CompletionFunc {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		if f.config == "" {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		cfg, err := config.Load(f.config)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return names(cfg), cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// configGroups are the groups under subscriptions:, sorted.
+func configGroups(cfg *config.Config) []string {
+	return slices.Sorted(maps.Keys(cfg.Subscriptions))
+}
+
+// configEvents are the events mapped under topics:, sorted.
+func configEvents(cfg *config.Config) []string {
+	return slices.Sorted(maps.Keys(cfg.Topics))
 }
 
 // load loads the configuration file named by --config.

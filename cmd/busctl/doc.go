@@ -12,8 +12,12 @@
 //	busctl poison replay  --config FILE --group G (--topic T | --event NAME) (--all | --id ID ... | --older-than D) [--rate N] [--json]
 //	busctl poison purge   --config FILE --group G (--topic T | --event NAME) (--all | --id ID ... | --older-than D) [--yes] [--json]
 //
-// Every command prints its flags with --help. Tables are for people; --json
-// prints JSON for scripts. Progress and warnings go to stderr.
+// Every command, and each group of commands (busctl config, busctl poison),
+// prints its own help with --help. busctl completion bash|zsh|fish prints a
+// shell completion script: commands, flags, YAML files for --config, and the
+// groups and events of that file for --group and --event. Flags take two
+// dashes (--config); they may come before or after arguments. Tables are for
+// people; --json prints JSON for scripts. Progress and warnings go to stderr.
 //
 // The memory transport keeps messages inside one process, so busctl, a
 // process of its own, sees none of a service's messages on it: busctl warns

@@ -19,7 +19,7 @@ const redacted = "xxxxx"
 // writeEffective prints cfg as YAML with every default filled in and each
 // group's effective settings; section is the decoded transport section, or
 // nil.
-func writeEffective(w io.Writer, cfg *config.Config, section any) {
+func writeEffective(w io.Writer, cfg *config.Config, section any) error {
 	y := &yamlWriter{w: w}
 	y.scalar(0, "service", cfg.Service)
 	y.scalar(0, "shutdown_grace", cfg.ShutdownGrace)
@@ -54,7 +54,7 @@ func writeEffective(w io.Writer, cfg *config.Config, section any) {
 	}
 	if len(cfg.Topics) == 0 {
 		y.line(0, "topics: {}")
-		return
+		return nil
 	}
 	y.key(0, "topics")
 	names := make([]string, 0, len(cfg.Topics))
@@ -65,6 +65,7 @@ func writeEffective(w io.Writer, cfg *config.Config, section any) {
 	for _, n := range names {
 		y.scalar(1, n, cfg.Topics[n])
 	}
+	return nil
 }
 
 // yamlWriter writes block-style YAML from Go values with yaml tags.

@@ -1,57 +1,24 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
-
-// newFlags returns a flag set for cmd whose --help prints usage (the
-// command's synopsis, then text, then its flags) to stdout.
-func newFlags(c *cli, name, synopsis, text string) *flag.FlagSet {
-	fs := flag.NewFlagSet("busctl "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		w := c.stdout
-		fmt.Fprintf(w, "Usage: busctl %s %s\n\n%s\n\nFlags:\n", name, synopsis, strings.TrimSpace(text))
-		var b strings.Builder
-		fs.SetOutput(&b)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-		fmt.Fprint(w, strings.ReplaceAll("\n"+b.String(), "\n  -", "\n  --")[1:])
-	}
-	return fs
-}
-
-// parseFlags parses args, allowing flags after positional arguments
-// ("tail TOPIC --group g"), and returns the positional arguments. --help
-// prints usage and yields flag.ErrHelp wrapped with exit code 0.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) { // fs.Usage has printed the usage
-				return nil, &exitError{code: exitOK, err: errQuiet}
-			}
-			return nil, &exitError{code: exitUsage, err: err}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
-	}
-}
 
 // listFlag is a repeatable flag that also splits its value on commas.
 type listFlag []string
 
+var _ pflag.Value = (*listFlag)(nil)
+
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+// Type names the value in --help.
+func (l *listFlag) Type() string { return "ids" }
 
 func (l *listFlag) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
@@ -65,12 +32,17 @@ func (l *listFlag) Set(v string) error {
 // ageFlag is a duration that also accepts days, such as "7d" or "1d12h".
 type ageFlag time.Duration
 
+var _ pflag.Value = (*ageFlag)(nil)
+
 func (a *ageFlag) String() string {
 	if *a == 0 {
 		return ""
 	}
 	return time.Duration(*a).String()
 }
+
+// Type names the value in --help.
+func (a *ageFlag) Type() string { return "age" }
 
 func (a *ageFlag) Set(v string) error {
 	d, err := parseAge(v)
@@ -100,4 +72,22 @@ func parseAge(v string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a duration such as 90m, 12h or 7d", v)
 	}
 	return days + d, nil
+}
+
+// noArgs refuses positional arguments: exit code 2.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError("unexpected argument %q", args[0])
+	}
+	return nil
+}
+
+// oneArg wants exactly one positional argument, named what ("FILE").
+func oneArg(what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usageError("expected one %s, got %d arguments", what, len(args))
+		}
+		return nil
+	}
 }

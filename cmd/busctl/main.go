@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 
 	_ "github.com/busline/busline/transports/all" // every transport, chosen by transport.kind
 )
@@ -50,103 +51,111 @@ func usageError(format string, args ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
 }
 
-// command is one busctl subcommand.
-type command struct {
-	name    string // "poison list"
-	summary string // one line for busctl --help
-	run     func(ctx context.Context, c *cli, args []string) error
+// errQuiet marks an error whose message was already printed.
+var errQuiet = errors.New("already reported")
+
+const rootHelp = `busctl is the operator's command line for busline: check a configuration,
+publish and tail events, and work the poison lanes, on any transport.
+
+Exit codes: 0 done; 1 failed (invalid config, broker unreachable, stopped
+part-way: the message says how far it got); 2 bad command line; 3 no message
+matched (poison show, replay, purge); 130 interrupted.`
+
+// newRootCmd returns the busctl command tree, writing to c's streams.
+func newRootCmd(c *cli) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "busctl",
+		Short: "the operator's command line for busline",
+		Long:  rootHelp,
+		Args:  unknownCommand,
+		// busctl alone prints the help and exits 2, as a bad command line.
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_ = cmd.Help()
+			return &exitError{code: exitUsage, err: errQuiet}
+		},
+		SilenceErrors: true, // run prints errors, with the command's name
+		SilenceUsage:  true,
+	}
+	// A command that groups subcommands (busctl, config, poison) runs only to
+	// refuse a missing or unknown one: its usage shows just the subcommands.
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
+		"{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
+	root.SetIn(c.stdin)
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	// Every flag error (unknown flag, bad value) is a bad command line.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: err}
+	})
+	root.AddCommand(newConfigCmd(c), newPublishCmd(c), newTailCmd(c), newPoisonCmd(c))
+	return root
 }
 
-var commands = []command{
-	{"config validate", "check a configuration file as strictly as the library does", runConfigValidate},
-	{"config show", "print the effective configuration, defaults filled, secrets redacted", runConfigShow},
-	{"publish", "publish one event as CloudEvents, as a typed publisher would", runPublish},
-	{"tail", "print a topic's messages as they arrive, in an ephemeral group of its own", runTail},
-	{"poison list", "list a group's poison lane: id, event, error, attempts, failure times", runPoisonList},
-	{"poison show", "print one poison message whole: failure record, metadata, payload", runPoisonShow},
-	{"poison replay", "move poison messages back into the group's retry lane (that group only)", runPoisonReplay},
-	{"poison purge", "delete poison messages, after confirmation unless --yes", runPoisonPurge},
+// newGroupCmd returns a command that only groups subcommands ("config",
+// "poison"): alone it prints its help and exits 2.
+func newGroupCmd(name, short string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   name,
+		Short: short,
+		Args:  unknownCommand,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_ = cmd.Help()
+			names := make([]string, 0, len(subs))
+			for _, sub := range subs {
+				names = append(names, sub.Name())
+			}
+			return usageError("a subcommand is needed: %s", strings.Join(names, ", "))
+		},
+	}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+// unknownCommand refuses the arguments of a command that takes none but
+// subcommands, suggesting the subcommands spelt like the first.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if cmd.HasParent() {
+		msg += fmt.Sprintf(" for %q", cmd.CommandPath())
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default for its own suggestions
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += " (did you mean " + strings.Join(s, ", ") + "?)"
+	}
+	return &exitError{code: exitUsage, err: errors.New(msg)}
 }
 
 // run executes busctl with args and returns its exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
-	if len(args) == 0 || isHelp(args[0]) || args[0] == "help" {
-		c.usage(stdout)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	cmd, rest, ok := lookup(args)
-	if !ok {
-		fmt.Fprintf(stderr, "busctl: unknown command %q\n", strings.Join(args[:min(2, len(args))], " "))
-		c.usage(stderr)
-		return exitUsage
-	}
-	err := cmd.run(ctx, c, rest)
+	root := newRootCmd(c)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
 	code := exitFailed
 	var ee *exitError
-	if errors.As(err, &ee) {
+	switch {
+	case errors.As(err, &ee):
 		code = ee.code
-	} else if ctx.Err() != nil {
+	case ctx.Err() != nil:
 		code = exitInterrupted
 	}
-	if !errors.Is(err, errQuiet) {
-		fmt.Fprintf(stderr, "busctl %s: %v\n", cmd.name, err)
+	name := "busctl"
+	if cmd != nil {
+		name = cmd.CommandPath()
 	}
-	if code == exitUsage && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stderr, "run 'busctl %s --help' for usage\n", cmd.name)
+	if !errors.Is(err, errQuiet) {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	}
+	if code == exitUsage && !errors.Is(err, errQuiet) {
+		fmt.Fprintf(stderr, "run '%s --help' for usage\n", name)
 	}
 	return code
-}
-
-// errQuiet marks an error whose message was already printed.
-var errQuiet = errors.New("already reported")
-
-// lookup finds the command named by the first one or two words of args.
-func lookup(args []string) (command, []string, bool) {
-	for _, cmd := range commands {
-		words := strings.Fields(cmd.name)
-		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == cmd.name {
-			return cmd, args[len(words):], true
-		}
-	}
-	// "busctl poison" or "busctl config" alone, or with --help.
-	if len(args) >= 1 && (args[0] == "poison" || args[0] == "config") {
-		return command{name: args[0], run: func(_ context.Context, c *cli, rest []string) error {
-			c.usage(c.stdout)
-			if len(rest) > 0 && isHelp(rest[0]) {
-				return nil
-			}
-			return usageError("%s needs a subcommand", args[0])
-		}}, args[1:], true
-	}
-	return command{}, nil, false
-}
-
-func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
-
-func (c *cli) usage(w io.Writer) {
-	fmt.Fprint(w, `busctl is the operator's command line for busline: check a configuration,
-publish and tail events, and work the poison lanes, on any transport.
-
-Usage:
-  busctl <command> [flags] [arguments]
-
-Commands:
-`)
-	for _, cmd := range commands {
-		fmt.Fprintf(w, "  %-16s %s\n", cmd.name, cmd.summary)
-	}
-	fmt.Fprint(w, `
-Run 'busctl <command> --help' for a command's flags.
-
-Exit codes: 0 done; 1 failed (invalid config, broker unreachable, stopped
-part-way: the message says how far it got); 2 bad command line; 3 no message
-matched (poison show, replay, purge); 130 interrupted.
-`)
 }

@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/config"
@@ -31,8 +32,11 @@ type laneFlags struct {
 
 const laneSynopsis = "--config FILE --group G (--topic T | --event NAME)"
 
-func (f *laneFlags) register(fs *flag.FlagSet, selectors bool) {
-	f.conn.register(fs)
+// register declares the lane flags on cmd; selectors adds --all and
+// --older-than.
+func (f *laneFlags) register(cmd *cobra.Command, selectors bool) {
+	fs := cmd.Flags()
+	f.conn.register(cmd, fs)
 	fs.StringVar(&f.group, "group", "", "the consumer `group` whose poison lane to work on (required)")
 	fs.StringVar(&f.topic, "topic", "", "the `topic` the group consumes (the event's wire topic)")
 	fs.StringVar(&f.event, "event", "", "the event `name`; its topic is the config's topics: mapping, or the name")
@@ -42,6 +46,13 @@ func (f *laneFlags) register(fs *flag.FlagSet, selectors bool) {
 		fs.BoolVar(&f.all, "all", false, "select every message in the lane")
 		fs.Var(&f.olderThan, "older-than", "select messages whose last failure is older than `D`, such as 90m, 12h or 7d")
 	}
+	_ = cmd.RegisterFlagCompletionFunc("group", f.conn.completeFromConfig(configGroups))
+	_ = cmd.RegisterFlagCompletionFunc("event", f.conn.completeFromConfig(configEvents))
+}
+
+func newPoisonCmd(c *cli) *cobra.Command {
+	return newGroupCmd("poison", "list, show, replay and purge a group's poison lane",
+		newPoisonListCmd(c), newPoisonShowCmd(c), newSweepCmd(c, replayKind), newSweepCmd(c, purgeKind))
 }
 
 // lane is an opened poison lane.
@@ -137,16 +148,24 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func runPoisonList(ctx context.Context, c *cli, args []string) error {
+func newPoisonListCmd(c *cli) *cobra.Command {
 	var f laneFlags
-	fs := newFlags(c, "poison list", laneSynopsis+" [--id ID ...] [--older-than D] [--json]", `
-Lists the group's poison lane, oldest first: each message's id, event,
+	cmd := &cobra.Command{
+		Use:   "list " + laneSynopsis + " [--id ID ...] [--older-than D] [--json]",
+		Short: "list a group's poison lane: id, event, error, attempts, failure times",
+		Long: `Lists the group's poison lane, oldest first: each message's id, event,
 failure reason, attempts, first and last failure, and error. The messages
-stay in the lane. --id and --older-than narrow the list.`)
-	f.register(fs, true)
-	if err := noArgs(fs, args); err != nil {
-		return err
+stay in the lane. --id and --older-than narrow the list.`,
+		Example: `  busctl poison list --config shop.yaml --group billing --event orders.placed
+  busctl poison list --config shop.yaml --group billing --topic shop.orders --older-than 7d --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPoisonList(cmd.Context(), c, &f) },
 	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func runPoisonList(ctx context.Context, c *cli, f *laneFlags) error {
 	l, err := f.open(ctx, c)
 	if err != nil {
 		return err
@@ -190,18 +209,25 @@ stay in the lane. --id and --older-than narrow the list.`)
 	return nil
 }
 
-func runPoisonShow(ctx context.Context, c *cli, args []string) error {
+func newPoisonShowCmd(c *cli) *cobra.Command {
 	var f laneFlags
-	fs := newFlags(c, "poison show", laneSynopsis+" --id ID [--json]", `
-Prints one poison message whole: its failure record, every metadata entry
+	cmd := &cobra.Command{
+		Use:   "show " + laneSynopsis + " --id ID [--json]",
+		Short: "print one poison message whole: failure record, metadata, payload",
+		Long: `Prints one poison message whole: its failure record, every metadata entry
 and its payload. The message stays in the lane. The id may also be given as
-the only argument.`)
-	f.register(fs, false)
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+the only argument.`,
+		Example: "  busctl poison show --config shop.yaml --group billing --event orders.placed --id 01a21d2a-0fab-7ae1-8f1c-f3aa79e4c3f9",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.ids = append(f.ids, args...)
+			return runPoisonShow(cmd.Context(), c, &f)
+		},
 	}
-	f.ids = append(f.ids, pos...)
+	f.register(cmd, false)
+	return cmd
+}
+
+func runPoisonShow(ctx context.Context, c *cli, f *laneFlags) error {
 	if len(f.ids) != 1 {
 		return usageError("poison show prints one message: give exactly one --id ID (busctl poison list shows the ids)")
 	}
@@ -230,17 +256,6 @@ the only argument.`)
 	}
 	l.hint(c, f.conn.config)
 	return &exitError{code: exitNoMatch, err: fmt.Errorf("no message %s in lane %s (%d messages there; busctl poison list shows them)", f.ids[0], l.poison.Topic(), len(msgs))}
-}
-
-func noArgs(fs *flag.FlagSet, args []string) error {
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usageError("unexpected argument %q", pos[0])
-	}
-	return nil
 }
 
 // laneEntry is a poison message in JSON output.

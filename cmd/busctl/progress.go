@@ -1,64 +1,76 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/time/rate"
 )
 
-// progress reports a sweep's progress on stderr: a bar redrawn in place on a
-// terminal, a line every few seconds otherwise.
+// progress reports a sweep's progress on stderr: a progressbar redrawn in
+// place on a terminal. Elsewhere (a log file, CI) it writes a line every
+// few seconds instead, since the library only redraws one line with carriage
+// returns, which a log keeps as a single ever-growing line.
 type progress struct {
-	w     io.Writer
-	verb  string // "replayed"
+	bar   *progressbar.ProgressBar // on a terminal, else nil
+	w     io.Writer                // off a terminal, else nil; both nil: quiet
+	verb  string
 	total int
 	done  int
-	tty   bool
 	start time.Time
 	last  time.Time
 }
 
+// progressEvery is how often progress writes a line off a terminal.
+const progressEvery = 2 * time.Second
+
+// newProgress returns the progress of a sweep of total messages, whose verb
+// is "replayed" or "purged", written to w; quiet writes nothing.
 func newProgress(w io.Writer, verb string, total int, quiet bool) *progress {
-	if quiet {
-		w = io.Discard
-	}
 	now := time.Now()
-	return &progress{w: w, verb: verb, total: total, tty: isTerminal(w), start: now, last: now}
-}
-
-// tick counts one message done.
-func (p *progress) tick() {
-	p.done++
-	now := time.Now()
+	p := &progress{verb: verb, total: total, start: now, last: now}
 	switch {
-	case p.tty && (now.Sub(p.last) >= 100*time.Millisecond || p.done == p.total):
+	case quiet:
+	case isTerminal(w):
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription(verb),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("msg"),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+		)
+	default:
+		p.w = w
+	}
+	return p
+}
+
+// Add counts n messages done.
+func (p *progress) Add(n int) {
+	p.done += n
+	if p.bar != nil {
+		_ = p.bar.Add(n)
+		return
+	}
+	if now := time.Now(); p.w != nil && now.Sub(p.last) >= progressEvery {
 		p.last = now
-		width := 30
-		filled := width * p.done / max(p.total, 1)
-		fmt.Fprintf(p.w, "\r%s %d/%d [%s%s] %3d%% %s", p.verb, p.done, p.total,
-			strings.Repeat("#", filled), strings.Repeat(".", width-filled), 100*p.done/max(p.total, 1), p.rate(now))
-	case !p.tty && now.Sub(p.last) >= 2*time.Second:
-		p.last = now
-		fmt.Fprintf(p.w, "%s %d/%d %s\n", p.verb, p.done, p.total, p.rate(now))
+		fmt.Fprintf(p.w, "%s %d/%d (%.0f msg/s)\n", p.verb, p.done, p.total, float64(p.done)/now.Sub(p.start).Seconds())
 	}
 }
 
-// finish ends the bar's line.
-func (p *progress) finish() {
-	if p.tty && p.done > 0 {
-		fmt.Fprintln(p.w)
+// Finish ends the bar's line, if it drew one; a sweep that stopped part-way
+// leaves the bar where it got to.
+func (p *progress) Finish() {
+	if p.bar == nil || p.done == 0 || p.bar.IsFinished() {
+		return
 	}
-}
-
-func (p *progress) rate(now time.Time) string {
-	s := now.Sub(p.start).Seconds()
-	if s < 0.001 {
-		return ""
-	}
-	return fmt.Sprintf("%.0f msg/s", float64(p.done)/s)
+	_ = p.bar.Exit()
 }
 
 func isTerminal(w any) bool {
@@ -70,40 +82,11 @@ func isTerminal(w any) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// pacer spaces events to at most rate per second; rate 0 does not wait.
-type pacer struct {
-	every time.Duration
-	next  time.Time
-}
-
-func newPacer(rate float64) *pacer {
-	if rate <= 0 {
-		return &pacer{}
+// newPacer returns the limiter that spaces a sweep's messages to at most
+// perSecond; 0 does not wait. The first message goes at once.
+func newPacer(perSecond float64) *rate.Limiter {
+	if perSecond <= 0 {
+		return rate.NewLimiter(rate.Inf, 1)
 	}
-	return &pacer{every: time.Duration(float64(time.Second) / rate)}
-}
-
-// wait blocks until the next event may happen; it returns false if ctx is
-// done first.
-func (p *pacer) wait(ctx context.Context) bool {
-	if p.every == 0 {
-		return ctx.Err() == nil
-	}
-	now := time.Now()
-	if p.next.Before(now) {
-		p.next = now
-	}
-	d := p.next.Sub(now)
-	p.next = p.next.Add(p.every)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return rate.NewLimiter(rate.Limit(perSecond), 1)
 }

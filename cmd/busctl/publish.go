@@ -7,40 +7,59 @@ import (
 	"io"
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/busline/busline/bus"
 )
 
-func runPublish(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "publish", "--config FILE --event NAME [--key K] (--data JSON | --file F)", `
-Publishes one event, the JSON payload given by --data or read from --file
+// publishFlags are the flags of busctl publish.
+type publishFlags struct {
+	conn  connFlags
+	event string
+	key   string
+	data  string
+	file  string
+}
+
+func newPublishCmd(c *cli) *cobra.Command {
+	var f publishFlags
+	cmd := &cobra.Command{
+		Use:   "publish --config FILE --event NAME [--key K] (--data JSON | --file F)",
+		Short: "publish one event as CloudEvents, as a typed publisher would",
+		Long: `Publishes one event, the JSON payload given by --data or read from --file
 ("-" for stdin), under the event name NAME, with the CloudEvents metadata a
 typed publisher sets (ce_id, ce_type, ce_source = the config's service,
 ce_time, content-type) on the topic the config maps NAME to (topics:), or NAME.
 A typed handler of that event accepts it. It returns once the broker has the
-message. Only groups already provisioned on the topic receive it.`)
-	var conn connFlags
-	conn.register(fs)
-	event := fs.String("event", "", "the event `name`, such as orders.placed (required)")
-	key := fs.String("key", "", "the ordering `key` (ce_partitionkey; the Kafka partition key)")
-	data := fs.String("data", "", "the payload, a `JSON` document")
-	file := fs.String("file", "", "read the JSON payload from `F` (\"-\" for stdin)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+message. Only groups already provisioned on the topic receive it.`,
+		Example: `  busctl publish --config shop.yaml --event orders.placed --key o-1001 --data '{"id":"o-1001"}'
+  echo '{"id":"o-1003"}' | busctl publish --config shop.yaml --event orders.placed --file -`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPublish(cmd.Context(), c, &f) },
 	}
-	if len(pos) > 0 {
-		return usageError("unexpected argument %q", pos[0])
-	}
-	if *event == "" {
+	fs := cmd.Flags()
+	f.conn.register(cmd, fs)
+	fs.StringVar(&f.event, "event", "", "the event `name`, such as orders.placed (required)")
+	fs.StringVar(&f.key, "key", "", "the ordering `key` (ce_partitionkey; the Kafka partition key)")
+	fs.StringVar(&f.data, "data", "", "the payload, a `JSON` document")
+	fs.StringVar(&f.file, "file", "", "read the JSON payload from `F` (\"-\" for stdin)")
+	_ = cmd.RegisterFlagCompletionFunc("event", f.conn.completeFromConfig(configEvents))
+	_ = cmd.MarkFlagFilename("file", "json")
+	return cmd
+}
+
+func runPublish(ctx context.Context, c *cli, f *publishFlags) error {
+	if f.event == "" {
 		return usageError("--event NAME is required")
 	}
-	if err := bus.ValidateName("event", *event); err != nil {
+	if err := bus.ValidateName("event", f.event); err != nil {
 		return usageError("--event: %v", err)
 	}
-	payload, err := readPayload(c, *data, *file)
+	payload, err := readPayload(c, f.data, f.file)
 	if err != nil {
 		return err
 	}
+	conn := &f.conn
 	cfg, t, err := conn.open(ctx, c)
 	if err != nil {
 		return err
@@ -54,15 +73,15 @@ message. Only groups already provisioned on the topic receive it.`)
 	}
 	defer b.Close(context.WithoutCancel(ctx))
 	var opts []bus.PublishOption
-	if *key != "" {
-		opts = append(opts, bus.WithKey(*key))
+	if f.key != "" {
+		opts = append(opts, bus.WithKey(f.key))
 	}
-	if err := bus.Publish(ctx, b, bus.RawEvent{Name: *event, Data: payload}, opts...); err != nil {
+	if err := bus.Publish(ctx, b, bus.RawEvent{Name: f.event, Data: payload}, opts...); err != nil {
 		return fmt.Errorf("%w\n(the broker may or may not have the message: check with busctl tail before publishing again)", err)
 	}
-	fmt.Fprintf(c.stdout, "published %s to topic %s (%d bytes", *event, topicOf(cfg.Topics, *event), len(payload))
-	if *key != "" {
-		fmt.Fprintf(c.stdout, ", key %s", *key)
+	fmt.Fprintf(c.stdout, "published %s to topic %s (%d bytes", f.event, topicOf(cfg.Topics, f.event), len(payload))
+	if f.key != "" {
+		fmt.Fprintf(c.stdout, ", key %s", f.key)
 	}
 	fmt.Fprintln(c.stdout, ")")
 	return nil

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/busline/busline/bus"
 )
 
@@ -14,33 +16,31 @@ import (
 type sweepKind struct {
 	name    string // "replay"
 	done    string // "replayed"
+	short   string // the line in busctl poison --help
 	explain string // the --help text
-	rate    float64
+	example string
+	rate    float64 // --rate's default
 }
 
 var (
-	replayKind = sweepKind{"replay", "replayed", `
+	replayKind = sweepKind{"replay", "replayed", "move poison messages back into the group's retry lane (that group only)", `
 Moves the selected poison messages to the group's retry lane
 (<topic>.<group>.retry), due at once, so the group's running consumers handle
 them again; other groups of the topic do not see them. Messages keep their
 payload, metadata and failure record (busline_replays counts replays).
 Select with --all, --id or --older-than (both narrow together). busctl first
 lists the lane, then moves exactly the messages selected then, with a
-progress bar, at most --rate per second.`, 100}
-	purgeKind = sweepKind{"purge", "purged", `
+progress bar, at most --rate per second.`,
+		`  busctl poison replay --config shop.yaml --group billing --event orders.placed --all --rate 10
+  busctl poison replay --config shop.yaml --group billing --event orders.placed --id ID1,ID2`, 100}
+	purgeKind = sweepKind{"purge", "purged", "delete poison messages, after confirmation unless --yes", `
 Deletes the selected poison messages for good, after listing them and asking
 for confirmation (type "yes"), unless --yes is given. Select with --all, --id
 or --older-than (both narrow together). busctl first lists the lane, then
-deletes exactly the messages selected then.`, 0}
+deletes exactly the messages selected then.`,
+		`  busctl poison purge --config shop.yaml --group billing --event orders.placed --older-than 30d
+  busctl poison purge --config shop.yaml --group billing --event orders.placed --all --yes`, 0}
 )
-
-func runPoisonReplay(ctx context.Context, c *cli, args []string) error {
-	return runSweep(ctx, c, args, replayKind)
-}
-
-func runPoisonPurge(ctx context.Context, c *cli, args []string) error {
-	return runSweep(ctx, c, args, purgeKind)
-}
 
 // sweepResult is the JSON output of replay and purge.
 type sweepResult struct {
@@ -53,29 +53,48 @@ type sweepResult struct {
 	Error    string   `json:"error,omitempty"`
 }
 
-func runSweep(ctx context.Context, c *cli, args []string, k sweepKind) error {
-	var f laneFlags
-	synopsis := laneSynopsis + " (--all | --id ID ... | --older-than D) [--rate N] [--json]"
+// sweepFlags are the flags of replay and purge.
+type sweepFlags struct {
+	laneFlags
+	rate  float64
+	yes   bool
+	quiet bool
+}
+
+func newSweepCmd(c *cli, k sweepKind) *cobra.Command {
+	var f sweepFlags
+	use := k.name + " " + laneSynopsis + " (--all | --id ID ... | --older-than D)"
 	if k.name == "purge" {
-		synopsis += " [--yes]"
+		use += " [--yes]"
+	} else {
+		use += " [--rate N]"
 	}
-	fs := newFlags(c, "poison "+k.name, synopsis, k.explain)
-	f.register(fs, true)
-	rate := fs.Float64("rate", k.rate, "at most this many messages per second (0: no limit)")
-	yes := new(bool)
+	cmd := &cobra.Command{
+		Use:     use + " [--json]",
+		Short:   k.short,
+		Long:    strings.TrimSpace(k.explain),
+		Example: k.example,
+		Args:    noArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runSweep(cmd.Context(), c, &f, k) },
+	}
+	f.register(cmd, true)
+	fs := cmd.Flags()
+	fs.Float64Var(&f.rate, "rate", k.rate, "at most `N` messages per second (0: no limit)")
 	if k.name == "purge" {
-		fs.BoolVar(yes, "yes", false, "do not ask for confirmation")
+		fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
 	}
-	quiet := fs.Bool("quiet", false, "no progress on stderr")
-	if err := noArgs(fs, args); err != nil {
-		return err
-	}
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
+	return cmd
+}
+
+func runSweep(ctx context.Context, c *cli, sf *sweepFlags, k sweepKind) error {
+	f := &sf.laneFlags
 	switch {
 	case f.all && (len(f.ids) > 0 || f.olderThan > 0):
 		return usageError("--all selects every message: leave out --id and --older-than, or --all")
 	case !f.all && len(f.ids) == 0 && f.olderThan == 0:
 		return usageError("select the messages to %s with --all, --id ID or --older-than D", k.name)
-	case *rate < 0:
+	case sf.rate < 0:
 		return usageError("--rate must be >= 0")
 	}
 	l, err := f.open(ctx, c)
@@ -122,20 +141,20 @@ func runSweep(ctx context.Context, c *cli, args []string, k sweepKind) error {
 	if len(missing) > 0 {
 		fmt.Fprintf(c.stderr, "busctl: not in lane %s, skipped: %s\n", l.poison.Topic(), strings.Join(missing, ", "))
 	}
-	if k.name == "purge" && !*yes {
+	if k.name == "purge" && !sf.yes {
 		if !confirm(c, l, selected) {
 			return fmt.Errorf("not confirmed: nothing was purged (pass --yes to skip the question)")
 		}
 	}
 
-	bar := newProgress(c.stderr, k.done, len(selected), *quiet || f.asJSON)
-	pace := newPacer(*rate)
+	bar := newProgress(c.stderr, k.done, len(selected), sf.quiet || f.asJSON)
+	pace := newPacer(sf.rate)
 	match := func(m bus.PoisonMessage) bool {
-		if want[m.ID] == 0 || !pace.wait(ctx) {
+		if want[m.ID] == 0 || pace.Wait(ctx) != nil {
 			return false
 		}
 		want[m.ID]--
-		bar.tick()
+		bar.Add(1)
 		return true
 	}
 	var n int
@@ -144,7 +163,7 @@ func runSweep(ctx context.Context, c *cli, args []string, k sweepKind) error {
 	} else {
 		n, err = l.poison.Purge(ctx, match)
 	}
-	bar.finish()
+	bar.Finish()
 	res.Done = n
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()

@@ -12,57 +12,72 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/spf13/cobra"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports"
 )
 
-func runTail(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "tail", "--config FILE TOPIC [--group G] [--count N] [--history] [--json]", `
-Prints the messages published on TOPIC as they arrive: metadata, then payload.
+// tailFlags are the flags of busctl tail.
+type tailFlags struct {
+	conn    connFlags
+	group   string
+	count   int
+	history bool
+	asJSON  bool
+}
+
+func newTailCmd(c *cli) *cobra.Command {
+	var f tailFlags
+	cmd := &cobra.Command{
+		Use:   "tail --config FILE TOPIC [--group G] [--count N] [--history] [--json]",
+		Short: "print a topic's messages as they arrive, in an ephemeral group of its own",
+		Long: `Prints the messages published on TOPIC as they arrive: metadata, then payload.
 TOPIC may also be an event name that the config's topics: maps to its topic.
 tail consumes in a consumer group of its own, busctl-tail-<random>, so the
 services' groups keep every message; it deletes that group when it stops
 (Ctrl-C, --count reached, or an error). On Redis and Kafka a new group starts
 at the beginning of the topic: tail skips messages published before it started
-unless --history is given.`)
-	var conn connFlags
-	conn.register(fs)
-	group := fs.String("group", "", "consume as group `G` and keep it on exit, instead of an ephemeral group (never a group of the config's subscriptions)")
-	count := fs.Int("count", 0, "stop after `N` messages (0: until interrupted)")
-	history := fs.Bool("history", false, "also print messages published before tail started (Redis and Kafka keep them)")
-	asJSON := fs.Bool("json", false, "print one JSON object per message")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
+unless --history is given.`,
+		Example: `  busctl tail --config shop.yaml orders.placed --count 1
+  busctl tail --config shop.yaml shop.orders --json --history`,
+		Args:              oneArg("TOPIC"),
+		ValidArgsFunction: f.conn.completeFromConfig(configEvents),
+		RunE:              func(cmd *cobra.Command, args []string) error { return runTail(cmd.Context(), c, &f, args[0]) },
 	}
-	if len(pos) != 1 {
-		return usageError("expected one TOPIC, got %d arguments", len(pos))
-	}
-	topic := pos[0]
+	fs := cmd.Flags()
+	f.conn.register(cmd, fs)
+	fs.StringVar(&f.group, "group", "", "consume as group `G` and keep it on exit, instead of an ephemeral group (never a group of the config's subscriptions)")
+	fs.IntVar(&f.count, "count", 0, "stop after `N` messages (0: until interrupted)")
+	fs.BoolVar(&f.history, "history", false, "also print messages published before tail started (Redis and Kafka keep them)")
+	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object per message")
+	return cmd
+}
+
+func runTail(ctx context.Context, c *cli, f *tailFlags, topic string) error {
 	if err := bus.ValidateName("topic", topic); err != nil {
 		return usageError("%v", err)
 	}
-	if *count < 0 {
+	if f.count < 0 {
 		return usageError("--count must be >= 0")
 	}
-	ephemeral := *group == ""
+	ephemeral := f.group == ""
 	if ephemeral {
-		*group = "busctl-tail-" + randomHex(4)
+		f.group = "busctl-tail-" + randomHex(4)
 	}
-	if err := bus.ValidateName("group", *group); err != nil {
+	if err := bus.ValidateName("group", f.group); err != nil {
 		return usageError("--group: %v", err)
 	}
-	cfg, t, err := conn.open(ctx, c)
+	cfg, t, err := f.conn.open(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	if _, real := cfg.Subscriptions[*group]; real {
-		return usageError("--group %s is a group of %s: tail would take its messages away; choose another name or leave --group out", *group, conn.config)
+	if _, real := cfg.Subscriptions[f.group]; real {
+		return usageError("--group %s is a group of %s: tail would take its messages away; choose another name or leave --group out", f.group, f.conn.config)
 	}
 	if mapped, ok := cfg.Topics[topic]; ok {
-		fmt.Fprintf(c.stderr, "busctl: event %s is published on topic %s (topics: in %s): tailing that\n", topic, mapped, conn.config)
+		fmt.Fprintf(c.stderr, "busctl: event %s is published on topic %s (topics: in %s): tailing that\n", topic, mapped, f.conn.config)
 		topic = mapped
 	}
 	start := time.Now()
@@ -70,16 +85,16 @@ unless --history is given.`)
 	if ephemeral {
 		defer func() {
 			if !removed {
-				removeTailGroup(c, t, topic, *group)
+				removeTailGroup(c, t, topic, f.group)
 			}
 		}()
 	}
 	if p, ok := t.(transports.GroupProvisioner); ok {
-		if err := p.ProvisionGroup(ctx, topic, *group); err != nil {
-			return fmt.Errorf("create tail group %s on topic %s: %w", *group, topic, err)
+		if err := p.ProvisionGroup(ctx, topic, f.group); err != nil {
+			return fmt.Errorf("create tail group %s on topic %s: %w", f.group, topic, err)
 		}
 	}
-	sub, err := t.Subscriber(*group)
+	sub, err := t.Subscriber(f.group)
 	if err != nil {
 		return fmt.Errorf("subscriber: %w", err)
 	}
@@ -90,9 +105,9 @@ unless --history is given.`)
 		_ = sub.Close()
 		return fmt.Errorf("subscribe to topic %s: %w", topic, err)
 	}
-	fmt.Fprintf(c.stderr, "busctl: tailing topic %s as group %s (Ctrl-C to stop)\n", topic, *group)
+	fmt.Fprintf(c.stderr, "busctl: tailing topic %s as group %s (Ctrl-C to stop)\n", topic, f.group)
 	seen := 0
-	for *count == 0 || seen < *count {
+	for f.count == 0 || seen < f.count {
 		var msg *message.Message
 		var ok bool
 		select {
@@ -107,11 +122,11 @@ unless --history is given.`)
 			break
 		}
 		msg.Ack()
-		if !*history && publishedBefore(msg, start) {
+		if !f.history && publishedBefore(msg, start) {
 			continue
 		}
 		seen++
-		if *asJSON {
+		if f.asJSON {
 			writeMessageJSON(c.stdout, msg)
 		} else {
 			writeMessage(c.stdout, msg)
@@ -123,7 +138,7 @@ unless --history is given.`)
 	}
 	if ephemeral {
 		removed = true
-		removeTailGroup(c, t, topic, *group)
+		removeTailGroup(c, t, topic, f.group)
 	}
 	fmt.Fprintf(c.stderr, "busctl: tail printed %s\n", plural(seen, "message"))
 	return nil
