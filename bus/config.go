@@ -43,7 +43,7 @@ type Config struct {
 	// does not set its own: after the immediate retries, a failed message
 	// moves to the group's retry lane and is handled again after Delays[0],
 	// then Delays[1], and so on, before the poison lane. Default (nil):
-	// middleware.DefaultDelays, 10s, 1m, 10m. A non-nil empty slice means
+	// middleware.DefaultDelays(), 10s, 1m, 10m. A non-nil empty slice means
 	// no delayed redelivery.
 	Delays []time.Duration
 
@@ -108,7 +108,7 @@ func (c *Config) setDefaults() {
 	}
 	c.Retry.SetDefaults()
 	if c.Delays == nil {
-		c.Delays = middleware.DefaultDelays
+		c.Delays = middleware.DefaultDelays()
 	}
 }
 

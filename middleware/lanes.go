@@ -13,9 +13,11 @@ import (
 	"github.com/busline/busline/wire"
 )
 
-// DefaultDelays are the delayed-redelivery tiers used when none are
-// configured.
-var DefaultDelays = []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute}
+// DefaultDelays returns the delayed-redelivery tiers used when none are
+// configured, 10s, 1m and 10m, in a new slice each call.
+func DefaultDelays() []time.Duration {
+	return []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute}
+}
 
 // Lanes moves a message whose handler failed out of the way, so the stream
 // it came from moves on: to group's next delayed-redelivery tier while tiers
