@@ -95,18 +95,23 @@ func (s *subscriber) join(ctx context.Context, topic string, consume func(m *mem
 			s.mu.Unlock()
 			return err
 		}
-		mv, err := s.t.acquireMover(topic)
-		if err != nil {
-			s.mu.Unlock()
-			m.cl.Close()
-			return err
+		var mv *mover
+		if !strings.HasSuffix(topic, ".poison") { // nothing is delayed into a poison lane
+			var err error
+			if mv, err = s.t.acquireMover(topic); err != nil {
+				s.mu.Unlock()
+				m.cl.Close()
+				return err
+			}
 		}
 		m.acquire()
 		s.members[topic] = m
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer s.t.releaseMover(mv)
+			if mv != nil {
+				defer s.t.releaseMover(mv)
+			}
 			m.run()
 		}()
 	}
