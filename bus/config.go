@@ -90,6 +90,9 @@ type SubscriptionConfig struct {
 // MaxConcurrency is the largest SubscriptionConfig.Concurrency accepted.
 const MaxConcurrency = 1024
 
+// DefaultShutdownGrace is Config.ShutdownGrace's default.
+const DefaultShutdownGrace = 30 * time.Second
+
 func (c *Config) setDefaults() {
 	if c.Service == "" {
 		c.Service = filepath.Base(os.Args[0])
@@ -104,7 +107,7 @@ func (c *Config) setDefaults() {
 		c.Codec = JSON
 	}
 	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = 30 * time.Second
+		c.ShutdownGrace = DefaultShutdownGrace
 	}
 	c.Retry.SetDefaults()
 	if c.Delays == nil {

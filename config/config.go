@@ -3,23 +3,27 @@ package config
 import (
 	"maps"
 	"time"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/middleware"
 )
 
-// Defaults, as documented on the fields that take them.
-const (
-	defaultShutdownGrace = 30 * time.Second
-	defaultAttempts      = 3
-	defaultInitial       = 100 * time.Millisecond
-	defaultMax           = 5 * time.Second
-	defaultMultiplier    = 2
-	defaultJitter        = 0.2
-	defaultConcurrency   = 1
+// The defaults documented on the fields are the bus's and the middleware's,
+// so that a file and a bus.Config left empty mean the same.
+var (
+	defaultRetry         = middleware.DefaultRetryPolicy()
+	defaultShutdownGrace = bus.DefaultShutdownGrace
+	defaultAttempts      = defaultRetry.Attempts
+	defaultInitial       = defaultRetry.Initial
+	defaultMax           = defaultRetry.Max
+	defaultMultiplier    = defaultRetry.Multiplier
+	defaultJitter        = defaultRetry.Jitter
 )
+
+const defaultConcurrency = 1
 
 // defaultDelays returns a fresh copy of the default delayed-redelivery tiers.
-func defaultDelays() []time.Duration {
-	return []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute}
-}
+func defaultDelays() []time.Duration { return middleware.DefaultDelays() }
 
 // Config is a busline configuration, as read from YAML by [Load] or [Parse].
 //

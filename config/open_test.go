@@ -118,7 +118,7 @@ func TestOpenErrors(t *testing.T) {
 		name, yaml string
 		want       []string
 	}{
-		{"UnknownKind", "service: s\ntransport: {kind: rabbitmq}\n", []string{"transport.kind rabbitmq", "forgotten import", "transports/rabbitmq"}},
+		{"UnknownKind", "service: s\ntransport: {kind: kafka}\n", []string{"transport.kind kafka", "forgotten import", "transports/kafka"}},
 		{"BadSection", "service: s\ntransport:\n  kind: memory\n  memory: {bogus: 1}\n", []string{"busline.yaml:4:12", "bogus"}},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/busline/busline/bus"
 	"maps"
 	"math"
 	"slices"
@@ -12,7 +13,7 @@ import (
 const nameRule = `1 to 200 letters, digits, ".", "_" or "-"`
 
 // maxConcurrency bounds Subscription.Concurrency.
-const maxConcurrency = 1024
+const maxConcurrency = bus.MaxConcurrency
 
 // Validate checks c as it is and returns an [*Error] listing every problem, or
 // nil. For a Config from [Parse] the problems carry the position of the
