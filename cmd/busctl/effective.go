@@ -3,149 +3,169 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/url"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/busline/busline/config"
 )
 
-// redacted replaces a secret in config show's output.
-const redacted = "xxxxx"
-
-// writeEffective prints cfg as YAML with every default filled in and each
-// group's effective settings; section is the decoded transport section, or
-// nil.
+// writeEffective prints cfg as YAML, encoded by yaml.v3, with every default
+// filled in and each group's effective settings; section is the decoded
+// transport section, or nil. Every secret is redacted (see redactNode).
 func writeEffective(w io.Writer, cfg *config.Config, section any) error {
-	y := &yamlWriter{w: w}
-	y.scalar(0, "service", cfg.Service)
-	y.scalar(0, "shutdown_grace", cfg.ShutdownGrace)
-	y.key(0, "transport")
-	y.scalar(1, "kind", cfg.Transport.Kind)
+	doc := mapping()
+	doc.add("service", toNode(reflect.ValueOf(cfg.Service), false))
+	doc.add("shutdown_grace", toNode(reflect.ValueOf(cfg.ShutdownGrace), false))
+	transport := mapping()
+	transport.add("kind", toNode(reflect.ValueOf(cfg.Transport.Kind), false))
 	if section != nil {
-		v := reflect.ValueOf(section).Elem()
-		if v.NumField() > 0 && !v.IsZero() {
-			y.key(1, cfg.Transport.Kind)
-			y.fields(2, v, true)
+		// Only the keys set: the others take the transport's defaults.
+		if n := toNode(reflect.ValueOf(section), true); n != nil && len(n.Content) > 0 {
+			transport.add(cfg.Transport.Kind, n)
 		}
 	}
-	y.key(0, "retry")
-	y.fields(1, reflect.ValueOf(cfg.Retry), false)
-	groups := make([]string, 0, len(cfg.Subscriptions))
-	for g := range cfg.Subscriptions {
-		groups = append(groups, g)
-	}
-	sort.Strings(groups)
-	if len(groups) == 0 {
-		y.line(0, "subscriptions: {}")
-	} else {
-		y.key(0, "subscriptions")
-	}
-	for _, g := range groups {
-		y.key(1, g)
+	doc.add("transport", transport.Node)
+	doc.add("retry", toNode(reflect.ValueOf(cfg.Retry), false))
+	subs := mapping()
+	for _, g := range configGroups(cfg) {
 		s := cfg.SubscriptionFor(g)
-		s.Retry = nil
-		y.fields(2, reflect.ValueOf(s), false)
-		y.key(2, "retry")
-		y.fields(3, reflect.ValueOf(cfg.RetryFor(g)), false)
+		s.Retry = nil // replaced by the group's whole effective policy
+		n := toNode(reflect.ValueOf(s), false)
+		n.Content = append(n.Content, key("retry"), toNode(reflect.ValueOf(cfg.RetryFor(g)), false))
+		subs.add(g, n)
 	}
-	if len(cfg.Topics) == 0 {
-		y.line(0, "topics: {}")
-		return nil
+	doc.add("subscriptions", subs.Node)
+	doc.add("topics", toNode(reflect.ValueOf(cfg.Topics), false))
+	redactNode(doc.Node)
+
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc.Node); err != nil {
+		return fmt.Errorf("encode the configuration: %w", err)
 	}
-	y.key(0, "topics")
-	names := make([]string, 0, len(cfg.Topics))
-	for n := range cfg.Topics {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		y.scalar(1, n, cfg.Topics[n])
-	}
-	return nil
+	return enc.Close()
 }
 
-// yamlWriter writes block-style YAML from Go values with yaml tags.
-type yamlWriter struct{ w io.Writer }
+// mappingNode builds a YAML mapping in order.
+type mappingNode struct{ *yaml.Node }
 
-func (y *yamlWriter) line(depth int, s string) {
-	fmt.Fprintf(y.w, "%s%s\n", strings.Repeat("  ", depth), s)
+// mapping returns an empty mapping, written {} while it stays empty.
+func mapping() mappingNode {
+	return mappingNode{&yaml.Node{Kind: yaml.MappingNode}}
 }
 
-func (y *yamlWriter) key(depth int, k string) { y.line(depth, quote(k)+":") }
-
-func (y *yamlWriter) scalar(depth int, k string, v any) {
-	y.line(depth, quote(k)+": "+format(reflect.ValueOf(v), k))
-}
-
-// fields writes v's yaml-tagged fields; with skipZero, zero and nil ones
-// are left out.
-func (y *yamlWriter) fields(depth int, v reflect.Value, skipZero bool) {
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if !f.IsExported() || name == "-" || name == "" {
-			continue
-		}
-		fv := v.Field(i)
-		if fv.Kind() == reflect.Pointer {
-			if fv.IsNil() {
-				continue
-			}
-			fv = fv.Elem()
-		}
-		if skipZero && fv.IsZero() {
-			continue
-		}
-		switch {
-		case fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeFor[time.Duration]():
-			if fv.IsZero() {
-				continue
-			}
-			y.key(depth, name)
-			y.fields(depth+1, fv, skipZero)
-		case fv.Kind() == reflect.Map:
-			y.key(depth, name)
-			keys := fv.MapKeys()
-			sort.Slice(keys, func(a, b int) bool { return keys[a].String() < keys[b].String() })
-			for _, k := range keys {
-				y.line(depth+1, quote(k.String())+": "+format(fv.MapIndex(k), name))
-			}
-		default:
-			y.line(depth, name+": "+format(fv, name))
-		}
+func (m mappingNode) add(k string, v *yaml.Node) {
+	if v != nil {
+		m.Content = append(m.Content, key(k), v)
 	}
 }
 
-// format renders a scalar or a list of scalars; key decides redaction.
-func format(v reflect.Value, key string) string {
+func key(k string) *yaml.Node { return str(k) }
+
+// str is a string scalar: yaml.v3 quotes it where it would read back as
+// another type; one with punctuation, such as a URL, is double-quoted.
+func str(s string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	if strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-/", r))
+	}) {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	return n
+}
+
+// plain is a scalar written as it is: a number or a bool.
+func plain(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: s} }
+
+// toNode converts v, a value of the config or of a transport's Config, to
+// a YAML node by its yaml tags. Durations are written as config files write
+// them ("1m"); lists of scalars and empty collections in flow style. With
+// skipZero, zero fields are left out, and a struct left empty is nil.
+func toNode(v reflect.Value, skipZero bool) *yaml.Node {
+	if v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
 	if v.Type() == reflect.TypeFor[time.Duration]() {
-		return formatDuration(time.Duration(v.Int()))
+		return str(formatDuration(time.Duration(v.Int())))
+	}
+	if m, ok := v.Interface().(yaml.Marshaler); ok { // a type that says how it is written
+		var n yaml.Node
+		if err := n.Encode(m); err == nil {
+			return &n
+		}
 	}
 	switch v.Kind() {
 	case reflect.String:
-		return quote(redact(key, v.String()))
+		return str(v.String())
 	case reflect.Bool:
-		return strconv.FormatBool(v.Bool())
+		return plain(strconv.FormatBool(v.Bool()))
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return strconv.FormatInt(v.Int(), 10)
+		return plain(strconv.FormatInt(v.Int(), 10))
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return strconv.FormatUint(v.Uint(), 10)
+		return plain(strconv.FormatUint(v.Uint(), 10))
 	case reflect.Float32, reflect.Float64:
-		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
+		return plain(strconv.FormatFloat(v.Float(), 'g', -1, 64))
 	case reflect.Slice, reflect.Array:
-		items := make([]string, v.Len())
-		for i := range items {
-			items[i] = format(v.Index(i), key)
+		n := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+		for i := range v.Len() {
+			if item := toNode(v.Index(i), false); item != nil {
+				n.Content = append(n.Content, item)
+				if item.Kind != yaml.ScalarNode {
+					n.Style = 0
+				}
+			}
 		}
-		return "[" + strings.Join(items, ", ") + "]"
+		return n
+	case reflect.Map:
+		n := mapping()
+		if v.Len() == 0 {
+			n.Style = yaml.FlowStyle
+		}
+		byText := mapKeys(v)
+		for _, k := range slices.Sorted(maps.Keys(byText)) {
+			n.add(k, toNode(v.MapIndex(byText[k]), skipZero))
+		}
+		return n.Node
+	case reflect.Struct:
+		n := mapping()
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if !f.IsExported() || name == "-" || name == "" {
+				continue
+			}
+			fv := v.Field(i)
+			if skipZero && fv.IsZero() {
+				continue
+			}
+			n.add(name, toNode(fv, skipZero))
+		}
+		if skipZero && len(n.Content) == 0 {
+			return nil
+		}
+		return n.Node
 	default:
-		return quote(fmt.Sprint(v.Interface()))
+		return str(fmt.Sprint(v.Interface()))
 	}
+}
+
+// mapKeys indexes a map's keys by their text.
+func mapKeys(v reflect.Value) map[string]reflect.Value {
+	keys := make(map[string]reflect.Value, v.Len())
+	for _, k := range v.MapKeys() {
+		keys[fmt.Sprint(k.Interface())] = k
+	}
+	return keys
 }
 
 // formatDuration writes d as config files do: "1m", not "1m0s".
@@ -158,48 +178,4 @@ func formatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
-}
-
-// redact hides the value of a secret key and the password of a URL.
-func redact(key, v string) string {
-	if v == "" {
-		return v
-	}
-	k := strings.ToLower(key)
-	for _, secret := range []string{"password", "secret", "token", "passphrase"} {
-		if strings.Contains(k, secret) {
-			return redacted
-		}
-	}
-	if strings.Contains(v, "://") {
-		if u, err := url.Parse(v); err == nil && u.User != nil {
-			if _, has := u.User.Password(); has {
-				return u.Redacted()
-			}
-		}
-	}
-	return v
-}
-
-// quote returns s as a plain YAML scalar when that reads back as the same
-// string, else double-quoted.
-func quote(s string) string {
-	plain := s != ""
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-/", r)) {
-			plain = false
-			break
-		}
-	}
-	switch strings.ToLower(s) {
-	case "true", "false", "yes", "no", "on", "off", "null", "y", "n", "~":
-		plain = false
-	}
-	if _, err := strconv.ParseFloat(s, 64); err == nil {
-		plain = false
-	}
-	if plain {
-		return s
-	}
-	return strconv.Quote(s)
 }
