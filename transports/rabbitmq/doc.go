@@ -87,11 +87,37 @@
 //
 // # Failure handling
 //
-// Delayed redelivery, the poison lane and replay run on busline's generic
-// lanes (ordinary topics <topic>.<group>.retry.<n> and <topic>.<group>.poison,
-// each an exchange with the group's queue), so only the failing group sees a
-// redelivery. Features().NativeDelay is false: RabbitMQ's TTL and
-// dead-letter mechanism is not used yet.
+// The poison lane and replay run on busline's lanes (ordinary topics
+// <topic>.<group>.retry and <topic>.<group>.poison, each an exchange with
+// the group's queue), so only the failing group sees a redelivery.
+//
+// # Delays
+//
+// The transport is a transports.Delayer (Features().NativeDelay): delayed
+// redeliveries and scheduled publishes (PublishDelayed) wait on the broker,
+// in queues nobody consumes, so no consumer, goroutine or prefetch slot is
+// held while they wait and RabbitMQ's consumer_timeout never fires on them.
+// After NServiceBus's delay infrastructure, the delay is rounded up to
+// DelayUnit (100ms) and spelled in binary in the routing key; DelayLevels
+// (32) levels, each a topic exchange and a queue whose x-message-ttl is
+// 2^L units and whose dead-letter exchange is the next level's, pass the
+// message down one hop per bit set, and the last dead-letters into the
+// headers exchange DelayDeliveryExchange, bound to each destination
+// topic's exchange by a header naming it (so that dotted topic names never
+// collide). All messages in a level wait the same time, so none waits
+// behind another. A delayed message is never early, and late by less than a
+// unit plus the dead-lettering of each hop. MaxDelay is about 13.6 years.
+//
+// Objects: per virtual host and queue type, 32 level queues and exchanges
+// (DelayLevelName) and one headers exchange, shared by all services; per
+// destination topic, one binding. Nothing per tier.
+//
+// A busline crash loses no waiting message. Level queues are durable and
+// messages persistent, so a broker restart keeps them; but moving from
+// level to level is RabbitMQ's dead-lettering, at-most-once for classic
+// queues: a broker crash during a hop can lose that message. With
+// Config.QueueType "quorum" the levels are quorum queues with at-least-once
+// dead-lettering: duplicates, no loss.
 //
 // # Adapter faults closed
 //
