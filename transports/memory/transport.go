@@ -30,9 +30,17 @@ func init() {
 	})
 }
 
-// Config configures the memory transport. It has no settings yet; it exists
-// so that `transport.memory: {}` in YAML is accepted and decoded strictly.
-type Config struct{}
+// Config configures the memory transport. It has no YAML settings; it
+// exists so that `transport.memory: {}` in YAML is accepted and decoded
+// strictly.
+type Config struct {
+	// Clock is the time source of the timer heap that keeps delayed
+	// messages (PublishDelayed: delayed redelivery tiers and scheduled
+	// publish). Default: nil, real time. Tests set a fake clock (package
+	// bustest's) to make delayed messages due without sleeping. Not
+	// settable from YAML.
+	Clock Clock `yaml:"-"`
+}
 
 // Transport is an in-process broker. The zero value is not usable; call New.
 // It is safe for concurrent use.
@@ -42,12 +50,13 @@ type Transport struct {
 	closed chan struct{}
 	once   sync.Once
 
-	// The timer heap of PublishDelayed, guarded by mu.
-	delays       delayHeap
-	delaySeq     uint64
-	delayRunning bool
-	delayWake    chan struct{} // buffered: a new earliest due time
-	delayDone    chan struct{} // closed when serveDelays returned
+	// The timer heap of PublishDelayed and its timer, guarded by mu.
+	clock     Clock
+	delays    delayHeap
+	delaySeq  uint64
+	timerStop func() bool // stops the armed timer; nil when none is armed
+	timerDue  time.Time   // the due time the armed timer fires at
+	timerGen  uint64      // counts the timers armed, so a stale one is told apart
 }
 
 var (
@@ -59,11 +68,15 @@ var (
 )
 
 // New returns an empty in-process broker.
-func New(Config) *Transport {
+func New(cfg Config) *Transport {
+	clock := cfg.Clock
+	if clock == nil {
+		clock = realClock{}
+	}
 	return &Transport{
-		topics:    map[string]map[string]*queue{},
-		closed:    make(chan struct{}),
-		delayWake: make(chan struct{}, 1),
+		topics: map[string]map[string]*queue{},
+		closed: make(chan struct{}),
+		clock:  clock,
 	}
 }
 
@@ -137,11 +150,11 @@ func (t *Transport) Close() error {
 		close(t.closed)
 		t.topics = map[string]map[string]*queue{}
 		t.delays = nil
-		done := t.delayDone
-		t.mu.Unlock()
-		if done != nil {
-			<-done
+		if t.timerStop != nil {
+			t.timerStop()
+			t.timerStop = nil
 		}
+		t.mu.Unlock()
 	})
 	return nil
 }
