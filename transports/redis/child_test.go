@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports/redis"
 )
 
@@ -19,7 +20,7 @@ import (
 const childEnv = "BUSLINE_REDIS_TEST_CHILD"
 
 // runChild consumes CHILD_TOPIC as CHILD_GROUP on BUSLINE_REDIS_ADDR, until
-// killed. Mode "hang" prints "handling <uuid>" for the first message and
+// killed. Mode "ordered" is runOrderedChild. Mode "hang" prints "handling <uuid>" for the first message and
 // never acks it; mode "ack" prints "ready" once subscribed, then
 // "got <uuid>" for every message, which it acks.
 func runChild() int {
@@ -27,13 +28,13 @@ func runChild() int {
 	defer cancel()
 	cfg := redis.Config{Addr: redisAddr(), Logger: quietLogger()}
 	mode := os.Getenv(childEnv)
-	if mode == "hang" {
-		cfg.Consumer = "crash-child"
-	}
 	tr, err := redis.New(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if mode == "ordered" {
+		return runOrderedChild(tr)
 	}
 	sub, err := tr.Subscriber(os.Getenv("CHILD_GROUP"))
 	if err != nil {
@@ -56,6 +57,30 @@ func runChild() int {
 			fmt.Printf("got %s\n", m.UUID)
 			m.Ack()
 		}
+	}
+	return 0
+}
+
+// runOrderedChild runs a bus whose group CHILD_GROUP handles the order
+// events of CHILD_TOPIC in an ordered subscription, printing
+// "handled <seq>" in each handler call, until killed.
+func runOrderedChild(tr *redis.Transport) int {
+	b, err := bus.New(tr, bus.Config{Service: "redistest", Logger: quietLogger(), Topics: map[string]string{order{}.EventName(): os.Getenv("CHILD_TOPIC")}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	err = bus.Subscribe(b, os.Getenv("CHILD_GROUP"), func(_ context.Context, o order) error {
+		fmt.Printf("handled %d\n", o.Seq)
+		return nil
+	}, bus.WithOrdered())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := b.Run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	return 0
 }

@@ -66,12 +66,22 @@ type Config struct {
 	KeyPrefix string `yaml:"key_prefix"`
 
 	// Consumer is the base of this process's consumer names; subscriptions
-	// are "<consumer>-0", "<consumer>-1", ... Give each process a name that
-	// survives its restarts (a StatefulSet pod name) to have it take back its
-	// pending entries at once when it restarts. Two live processes must never
-	// share one. Default: "<service>-<hostname>-<pid>", unique per process:
-	// a restarted process's old entries are claimed after ClaimIdle.
+	// are "<consumer>-0", "<consumer>-1", ... and the process keeps its
+	// liveness key "<key_prefix>live:<consumer>" fresh (see ConsumerTTL).
+	// Two live processes must never share one. Default:
+	// "<service>-<hostname>-<pid>", unique per process: a restarted
+	// process's old entries are claimed once its predecessor's liveness key
+	// is stale, ConsumerTTL after the crash. A name that survives restarts
+	// (a StatefulSet pod name) takes its own entries back at once.
 	Consumer string `yaml:"consumer"`
+
+	// ConsumerTTL is how long a process's liveness key stays fresh without
+	// a refresh; it is refreshed every ConsumerTTL/3 while a subscription
+	// runs. The live consumers of a group claim the pending entries of a
+	// consumer whose key went stale at once, and remove it from the group
+	// once it holds nothing. A process that stalls longer (paused, cut
+	// from Redis) has its entries handled twice. Default: 3s.
+	ConsumerTTL time.Duration `yaml:"consumer_ttl"`
 
 	// BatchSize is XREADGROUP's COUNT: how many entries a subscription reads
 	// at once. The next read starts when half a batch is left. Default: 100.
@@ -86,13 +96,14 @@ type Config struct {
 	AckInterval time.Duration `yaml:"ack_interval"`
 
 	// ClaimIdle is how long an entry must stay pending with a consumer that
-	// stopped before a live consumer claims it. A consumer that stalls
-	// longer (paused process, network partition) has its entries handled
-	// twice. Default: 30s.
+	// has no liveness key (another client, an older busline) before a live
+	// consumer claims it; also how long entries a closing subscription hands
+	// back count as idle. A consumer without a liveness key that stalls
+	// longer has its entries handled twice. Default: 30s.
 	ClaimIdle time.Duration `yaml:"claim_idle"`
 
-	// ClaimInterval is how often each subscription looks for entries to
-	// claim. Default: 5s.
+	// ClaimInterval is how often each subscription looks for dead
+	// consumers and for idle entries to claim. Default: 1s.
 	ClaimInterval time.Duration `yaml:"claim_interval"`
 
 	// NackDelay is the wait before a nacked entry is delivered again; it
@@ -191,7 +202,8 @@ func (c *Config) setDefaults() {
 	setDuration(&c.Block, 500*time.Millisecond)
 	setDuration(&c.AckInterval, 50*time.Millisecond)
 	setDuration(&c.ClaimIdle, 30*time.Second)
-	setDuration(&c.ClaimInterval, 5*time.Second)
+	setDuration(&c.ClaimInterval, time.Second)
+	setDuration(&c.ConsumerTTL, 3*time.Second)
 	setDuration(&c.NackDelay, 100*time.Millisecond)
 	setDuration(&c.NackDelayMax, 5*time.Second)
 	setDuration(&c.LossReportWindow, time.Minute)
@@ -256,6 +268,7 @@ func (c *Config) Validate() error {
 		"block": c.Block, "ack_interval": c.AckInterval, "claim_idle": c.ClaimIdle,
 		"claim_interval": c.ClaimInterval, "nack_delay": c.NackDelay, "nack_delay_max": c.NackDelayMax,
 		"loss_report_window": c.LossReportWindow, "min_id_age": c.MinIDAge, "delay_poll": c.DelayPoll,
+		"consumer_ttl": c.ConsumerTTL,
 	} {
 		if d < 0 {
 			bad("%s %v is negative", name, d)
@@ -266,6 +279,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClaimIdle > 0 && c.ClaimIdle < 100*time.Millisecond {
 		bad("claim_idle %v is below 100ms: live consumers would steal each other's entries", c.ClaimIdle)
+	}
+	if c.ConsumerTTL > 0 && c.ConsumerTTL < 300*time.Millisecond {
+		bad("consumer_ttl %v is below 300ms: a live consumer could not refresh its liveness key in time", c.ConsumerTTL)
 	}
 	if c.DelayPoll > 0 && c.DelayPoll < time.Millisecond {
 		bad("delay_poll %v is below 1ms", c.DelayPoll)

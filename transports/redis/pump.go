@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -43,7 +44,7 @@ type pump struct {
 	retries  []retry        // nacked entries by due time
 	nacks    map[string]int // consecutive nacks per entry id
 	held     map[string]struct{}
-	workers  int
+	workers  atomic.Int32 // changed under the subscriber's mutex
 
 	// fetch loop only
 	recovering bool
@@ -78,6 +79,7 @@ func (p *pump) signal() {
 // run is the fetch loop.
 func (p *pump) run() {
 	defer close(p.done)
+	p.t.startLiveness()
 	mv := p.t.acquireMover(p.topic)
 	defer p.t.releaseMover(mv)
 	var wg sync.WaitGroup
@@ -185,7 +187,11 @@ func (p *pump) fetch(noBlock bool) ([]goredis.XMessage, error) {
 	}
 	if now := time.Now(); !now.Before(p.nextClaim) {
 		p.nextClaim = now.Add(p.cfg.ClaimInterval)
-		msgs, next, err := p.t.client.XAutoClaim(p.ctx, &goredis.XAutoClaimArgs{
+		msgs, _, err := p.claimDead(p.ctx)
+		if err != nil {
+			return nil, err
+		}
+		idle, next, err := p.t.client.XAutoClaim(p.ctx, &goredis.XAutoClaimArgs{
 			Stream: p.stream, Group: p.group, Consumer: p.consumer,
 			MinIdle: p.cfg.ClaimIdle, Start: p.claimStart, Count: int64(p.cfg.BatchSize),
 		}).Result()
@@ -196,8 +202,12 @@ func (p *pump) fetch(noBlock bool) ([]goredis.XMessage, error) {
 		if next != "0-0" {
 			p.nextClaim = now // more to claim: look again next round
 		}
+		if len(idle) > 0 {
+			p.cfg.Logger.Info("redis transport: claimed idle pending entries of another consumer", "stream", p.stream, "group", p.group, "consumer", p.consumer, "count", len(idle))
+			msgs = append(msgs, idle...)
+			slices.SortFunc(msgs, func(a, b goredis.XMessage) int { return compareIDs(a.ID, b.ID) })
+		}
 		if len(msgs) > 0 {
-			p.cfg.Logger.Info("redis transport: claimed pending entries of a stopped consumer", "stream", p.stream, "group", p.group, "consumer", p.consumer, "count", len(msgs))
 			return msgs, nil
 		}
 	}

@@ -80,6 +80,7 @@ func (s *subscriber) attach(ctx context.Context, topic string, work func(ctx con
 			s.pumps = map[string]*pump{}
 		}
 		s.pumps[topic] = p
+		p.workers.Add(1) // before the fetch loop starts: it asks strict()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -94,8 +95,9 @@ func (s *subscriber) attach(ctx context.Context, topic string, work func(ctx con
 			}()
 			p.run()
 		}()
+	} else {
+		p.workers.Add(1)
 	}
-	p.workers++
 	wctx, cancel := context.WithCancel(ctx)
 	stopAfter := context.AfterFunc(p.ctx, cancel)
 	s.wg.Add(1)
@@ -106,8 +108,7 @@ func (s *subscriber) attach(ctx context.Context, topic string, work func(ctx con
 		defer stopAfter()
 		work(wctx, p)
 		s.mu.Lock()
-		p.workers--
-		last := p.workers == 0
+		last := p.workers.Add(-1) == 0
 		if last && s.pumps[topic] == p {
 			delete(s.pumps, topic)
 		}
@@ -123,8 +124,8 @@ func (s *subscriber) attach(ctx context.Context, topic string, work func(ctx con
 // Close ends every subscription of this subscriber, flushes their acks and
 // waits for them. Entries handed out and not acked stay pending for the
 // group: a later subscription of the group in this process takes them over
-// at once under the same consumer name, another process claims them after
-// ClaimIdle.
+// at once under the same consumer name, and since they are handed back as
+// idle, another consumer of the group claims them within ClaimInterval.
 func (s *subscriber) Close() error {
 	s.mu.Lock()
 	if !s.done {

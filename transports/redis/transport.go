@@ -37,8 +37,13 @@ type Transport struct {
 	secrets []string
 
 	closed  chan struct{}
+	ctx     context.Context // cancelled by Close, after the subscriptions stopped
+	cancel  context.CancelFunc
 	once    sync.Once
 	batcher *batcher // shares pipelines between concurrent publishers
+
+	liveOnce sync.Once      // starts keepAlive
+	liveWG   sync.WaitGroup // keepAlive
 
 	mu          sync.Mutex
 	provisioned map[string]map[string]bool
@@ -89,7 +94,10 @@ func NewWithClient(client goredis.UniversalClient, cfg Config) (*Transport, erro
 }
 
 func newTransport(cfg Config, client goredis.UniversalClient) *Transport {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Transport{
+		ctx:         ctx,
+		cancel:      cancel,
 		cfg:         cfg,
 		client:      client,
 		secrets:     cfg.secrets(),
@@ -202,6 +210,8 @@ func (t *Transport) Close() error {
 		for _, s := range subs {
 			_ = s.Close()
 		}
+		t.cancel()
+		t.liveWG.Wait()
 		t.batcher.close()
 		err = t.redact(t.client.Close())
 	})
