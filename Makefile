@@ -8,9 +8,13 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 30m
 
-.PHONY: all test test-short vet fmt-check lint vuln bench bench-quick bench-micro brokers quickstart fuzz
+.PHONY: help all test test-short vet fmt-check lint vuln bench bench-quick bench-micro brokers quickstart fuzz
 
 all: test
+
+## help: list the targets
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
 
 ## test: vet, then every test with -race against the real brokers (started if needed)
 test: brokers vet
