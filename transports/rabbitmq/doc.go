@@ -25,7 +25,7 @@
 // start-up (bus.Subscribe before publishing) or call ProvisionGroup from a
 // deployment step.
 //
-// The queues of a group's lanes (middleware.RetryTopic, PoisonTopic) never
+// The queues of a group's lanes (wire.RetryTopic, PoisonTopic) never
 // expire, whatever Config.QueueExpires says. Publishes to a lane are
 // mandatory and confirmed: a lane message that no queue takes is returned
 // by RabbitMQ and the publish fails with ErrUnroutable, so that the

@@ -9,8 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports/rabbitmq"
+	"github.com/busline/busline/wire"
 )
 
 // queueExists reports whether queue exists on the shared broker.
@@ -40,7 +40,7 @@ func TestLaneQueuesNeverExpire(t *testing.T) {
 	tr := newTransport(t, rabbitmq.Config{QueueExpires: time.Second})
 	topic, group := ids("lanes.expires")
 	ctx := context.Background()
-	for _, tp := range []string{topic, middleware.RetryTopic(topic, group), middleware.PoisonTopic(topic, group)} {
+	for _, tp := range []string{topic, wire.RetryTopic(topic, group), wire.PoisonTopic(topic, group)} {
 		if err := tr.ProvisionGroup(ctx, tp, group); err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func TestLaneQueuesNeverExpire(t *testing.T) {
 			t.Fatal("the group queue did not expire within 30s of a 1s queue_expires")
 		}
 	}
-	for _, lane := range []string{middleware.RetryTopic(topic, group), middleware.PoisonTopic(topic, group)} {
+	for _, lane := range []string{wire.RetryTopic(topic, group), wire.PoisonTopic(topic, group)} {
 		if ok, _ := queueExists(t, conn, rabbitmq.QueueName(lane, group)); !ok {
 			t.Errorf("lane queue %s expired with the group queue: its messages would be lost", rabbitmq.QueueName(lane, group))
 		}
@@ -72,7 +72,7 @@ func TestLaneQueuesNeverExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poison := middleware.PoisonTopic(topic, group)
+	poison := wire.PoisonTopic(topic, group)
 	if err := pub.Publish(poison, message.NewMessage("p1", []byte("x"))); err != nil {
 		t.Fatalf("poison publish: %v", err)
 	}
@@ -88,7 +88,7 @@ func TestDeletedLaneQueuePublishFails(t *testing.T) {
 	requireBroker(t)
 	tr := newTransport(t, rabbitmq.Config{})
 	topic, group := ids("lanes.deleted")
-	poison := middleware.PoisonTopic(topic, group)
+	poison := wire.PoisonTopic(topic, group)
 	if err := tr.ProvisionGroup(context.Background(), poison, group); err != nil {
 		t.Fatal(err)
 	}

@@ -145,7 +145,7 @@ func (t *Transport) Health(ctx context.Context) error {
 // ProvisionGroup declares topic's exchange and group's queue and binds them,
 // so that messages published from now on are kept for the group, even while
 // none of its consumers runs. It is idempotent. The queue of one of group's
-// lanes (middleware.RetryTopic, middleware.PoisonTopic) never expires, and
+// lanes (wire.RetryTopic, wire.PoisonTopic) never expires, and
 // publishes to the lane through this transport declare it again on each new
 // connection.
 func (t *Transport) ProvisionGroup(ctx context.Context, topic, group string) error {
