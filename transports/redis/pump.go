@@ -69,6 +69,12 @@ func newPump(t *Transport, topic, group, consumer string) *pump {
 	}
 }
 
+// strict reports whether p hands out entries in stream order without
+// exception: with a single worker (bus concurrency 1, which ordered
+// subscriptions require), a nacked entry is redelivered before any later
+// one.
+func (p *pump) strict() bool { return p.workers.Load() == 1 }
+
 func (p *pump) signal() {
 	select {
 	case p.kick <- struct{}{}:
@@ -270,7 +276,9 @@ func (p *pump) promoteRetries() {
 func (p *pump) next(ctx context.Context) (e goredis.XMessage, ok bool) {
 	for {
 		p.mu.Lock()
-		if len(p.queue) > 0 {
+		// A strict pump hands out nothing while a nacked entry waits for
+		// its redelivery: nothing overtakes it.
+		if len(p.queue) > 0 && (len(p.retries) == 0 || !p.strict()) {
 			e = p.queue[0]
 			p.queue[0] = goredis.XMessage{}
 			p.queue = p.queue[1:]

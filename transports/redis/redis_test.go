@@ -96,7 +96,12 @@ func TestConformance(t *testing.T) {
 		New: func(t *testing.T) transports.Transport {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			tr, err := redis.New(ctx, redis.Config{Addr: redisAddr(), Logger: quietLogger(), Service: "conformance"})
+			// A one-worker subscription redelivers a nacked entry before any
+			// later one, after nack_delay doubling to nack_delay_max (100ms
+			// to 5s by default). Watermill's TestContinueAfterErrors nacks
+			// one message 300 times in a row: short delays keep it at ~30s.
+			tr, err := redis.New(ctx, redis.Config{Addr: redisAddr(), Logger: quietLogger(), Service: "conformance",
+				NackDelay: 10 * time.Millisecond, NackDelayMax: 100 * time.Millisecond})
 			if err != nil {
 				t.Fatalf("redis.New: %v", err)
 			}
