@@ -23,6 +23,10 @@ var (
 	// due (it is no transports.Delayer), or the delay exceeds the
 	// transport's Features().MaxDelay.
 	ErrDelayUnsupported = errors.New("bus: scheduled publish not supported by the transport")
+
+	// ErrUnknownGroup is returned by PoisonLane's operations when the
+	// transport reports that the group has no poison lane on the topic.
+	ErrUnknownGroup = errors.New("no such consumer group")
 )
 
 // PermanentError marks a failure that retrying cannot fix. See Permanent.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -68,9 +70,37 @@ func (l *PoisonLane) Topic() string { return wire.PoisonTopic(l.topic, l.group) 
 // List returns the messages in the lane, oldest first, leaving them there.
 // A message the lane holds more than once is listed once, at its first
 // copy, with Copies counting them.
+//
+// List changes nothing on a transport that is a transports.Browser; on
+// others it sweeps the lane (see PoisonLane). On a transports.Inspector, a
+// group that has no poison lane on the topic is an ErrUnknownGroup that
+// names the groups the topic has, and nothing is created.
 func (l *PoisonLane) List(ctx context.Context) ([]PoisonMessage, error) {
+	if err := l.check(ctx); err != nil {
+		return nil, err
+	}
 	var list []PoisonMessage
 	at := map[string]int{}
+	if br, ok := l.transport.(transports.Browser); ok {
+		msgs, err := br.Browse(ctx, l.Topic(), l.group, 0)
+		if err != nil {
+			return nil, fmt.Errorf("poison lane %s: browse: %w", l.Topic(), err)
+		}
+		for _, msg := range msgs {
+			if _, isMarker := msg.Metadata[metaMarker]; isMarker {
+				continue
+			}
+			m := readPoison(msg)
+			if i, seen := at[m.ID]; seen {
+				list[i].Copies++
+				continue
+			}
+			at[m.ID] = len(list)
+			m.Copies = 1
+			list = append(list, m)
+		}
+		return list, nil
+	}
 	_, err := l.sweep(ctx, func(m PoisonMessage) action {
 		at[m.ID] = len(list)
 		m.Copies = 1
@@ -90,6 +120,9 @@ func (l *PoisonLane) List(ctx context.Context) ([]PoisonMessage, error) {
 // A message with several copies in the lane is replayed once and its other
 // copies are deleted.
 func (l *PoisonLane) Replay(ctx context.Context, match func(PoisonMessage) bool) (int, error) {
+	if err := l.check(ctx); err != nil {
+		return 0, err
+	}
 	return l.sweep(ctx, func(m PoisonMessage) action {
 		if match == nil || match(m) {
 			return replay
@@ -102,12 +135,39 @@ func (l *PoisonLane) Replay(ctx context.Context, match func(PoisonMessage) bool)
 // nil). It returns how many were deleted, also when it fails part way. match
 // is called as by Replay; every copy of a deleted message is deleted.
 func (l *PoisonLane) Purge(ctx context.Context, match func(PoisonMessage) bool) (int, error) {
+	if err := l.check(ctx); err != nil {
+		return 0, err
+	}
 	return l.sweep(ctx, func(m PoisonMessage) action {
 		if match == nil || match(m) {
 			return drop
 		}
 		return keep
 	}, nil)
+}
+
+// check returns ErrUnknownGroup when the transport can tell that the group
+// has no poison lane on the topic: a mistyped group must not create one.
+func (l *PoisonLane) check(ctx context.Context) error {
+	in, ok := l.transport.(transports.Inspector)
+	if !ok {
+		return nil
+	}
+	lanes, err := in.Groups(ctx, l.Topic())
+	if err != nil {
+		return fmt.Errorf("poison lane %s: %w", l.Topic(), err)
+	}
+	if slices.Contains(lanes, l.group) {
+		return nil
+	}
+	groups, err := in.Groups(ctx, l.topic)
+	if err != nil {
+		return fmt.Errorf("poison lane %s: %w", l.Topic(), err)
+	}
+	if len(groups) == 0 {
+		return fmt.Errorf("poison lane %s: %w: topic %s has no consumer groups (check the event or topic name)", l.Topic(), ErrUnknownGroup, l.topic)
+	}
+	return fmt.Errorf("poison lane %s: %w %q on topic %s (its groups: %s)", l.Topic(), ErrUnknownGroup, l.group, l.topic, strings.Join(groups, ", "))
 }
 
 type action int

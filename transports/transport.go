@@ -139,6 +139,18 @@ type Inspector interface {
 	Backlog(ctx context.Context, topic, group string) (Backlog, error)
 }
 
+// Browser is implemented by transports that can show the messages waiting
+// for a group on a topic without consuming them or changing anything else
+// on the broker: the bus lists poison lanes through it
+// (bus.PoisonLane.List), where it would otherwise consume the lane and put
+// every message back.
+type Browser interface {
+	// Browse returns up to limit of the messages waiting for group on
+	// topic, oldest first (limit <= 0: all), as copies that cannot be acked.
+	// A topic or group that does not exist has none.
+	Browse(ctx context.Context, topic, group string, limit int) ([]*message.Message, error)
+}
+
 // Backlog is what a group has yet to finish on a topic.
 type Backlog struct {
 	// Messages counts the messages the group has not acked: those waiting

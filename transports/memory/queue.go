@@ -99,3 +99,18 @@ func stored(m *message.Message) *message.Message {
 	}
 	return c
 }
+
+// browse returns copies of up to limit waiting messages (all if limit <= 0).
+func (q *queue) browse(limit int) []*message.Message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.items)
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	out := make([]*message.Message, n)
+	for i := range n {
+		out[i] = stored(q.items[i])
+	}
+	return out
+}

@@ -65,6 +65,7 @@ var (
 	_ transports.GroupRemover     = (*Transport)(nil)
 	_ transports.Delayer          = (*Transport)(nil)
 	_ transports.Inspector        = (*Transport)(nil)
+	_ transports.Browser          = (*Transport)(nil)
 )
 
 // New returns an empty in-process broker.
@@ -244,4 +245,20 @@ func (t *Transport) Backlog(_ context.Context, topic, group string) (transports.
 		b.Oldest, _ = time.Parse(time.RFC3339Nano, oldest.Metadata.Get(wire.MetaTime))
 	}
 	return b, nil
+}
+
+// Browse returns copies of the messages waiting in group's queue on topic,
+// oldest first, without taking them; messages in flight are not included.
+func (t *Transport) Browse(_ context.Context, topic, group string, limit int) ([]*message.Message, error) {
+	t.mu.Lock()
+	if t.isClosed() {
+		t.mu.Unlock()
+		return nil, ErrClosed
+	}
+	q := t.topics[topic][group]
+	t.mu.Unlock()
+	if q == nil {
+		return nil, nil
+	}
+	return q.browse(limit), nil
 }

@@ -2,19 +2,25 @@ package transporttest
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
-// RunInspector runs the cases of transports.Inspector, on transports that
-// implement it: groups and backlogs read without changing anything.
+// RunInspector runs the cases of transports.Inspector and
+// transports.Browser, on transports that implement them: groups, backlogs
+// and poison lanes read without changing anything.
 func RunInspector(t *testing.T, h Harness) {
 	runCases(t, h, []testCase{
 		{"GroupsAndBacklog", testInspector},
+		{"PoisonListOfUnknownGroupCreatesNothing", testPoisonListOfUnknownGroup},
+		{"PoisonListChangesNothing", testPoisonListChangesNothing},
 	})
 }
 
@@ -64,4 +70,65 @@ func testInspector(t *testing.T, h *Harness) {
 		backlog, err = in.Backlog(ctx, e.topic, group)
 		return err == nil && backlog.Messages == 0
 	})
+}
+
+func testPoisonListOfUnknownGroup(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	in, ok := e.tr.(transports.Inspector)
+	if !ok {
+		t.Skip("transport is no transports.Inspector")
+	}
+	b := e.newBus(bus.Config{})
+	group := e.group("real")
+	mustSubscribe(t, b, group, func(context.Context, Event) error { return nil })
+	typo := group + "x"
+	lane, err := bus.NewPoisonLane(e.tr, e.topic, typo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = lane.List(h.waitCtx(t))
+	if !errors.Is(err, bus.ErrUnknownGroup) || !strings.Contains(err.Error(), group) {
+		t.Fatalf("List of a mistyped group = %v, want ErrUnknownGroup naming %s", err, group)
+	}
+	for _, topic := range []string{e.topic, wire.PoisonTopic(e.topic, typo), wire.RetryTopic(e.topic, typo)} {
+		groups, err := in.Groups(h.waitCtx(t), topic)
+		if err != nil || slices.Contains(groups, typo) {
+			t.Errorf("after listing the mistyped group, %s has groups %v (%v): the read created one", topic, groups, err)
+		}
+	}
+}
+
+func testPoisonListChangesNothing(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	if _, ok := e.tr.(transports.Browser); !ok {
+		t.Skip("transport is no transports.Browser")
+	}
+	b := e.newBus(bus.Config{})
+	group := e.group("browsed")
+	mustSubscribeOpts(t, b, group, func(context.Context, Event) error { return bus.Permanent(errors.New("bug")) })
+	e.run(b)
+	const n = 3
+	e.publish(b, n, nil)
+	lane, err := bus.NewPoisonLane(e.tr, e.topic, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := waitPoison(t, e, lane, n)
+	before := positions(first)
+	again, err := lane.List(h.waitCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := positions(again); after != before {
+		t.Errorf("a second List saw %s, the first %s: listing moved the messages", after, before)
+	}
+}
+
+// positions lists the ids and transport positions of poison messages.
+func positions(list []bus.PoisonMessage) string {
+	var parts []string
+	for _, m := range list {
+		parts = append(parts, m.ID+"@"+m.Metadata.Get(wire.PositionMetadataKey))
+	}
+	return strings.Join(parts, " ")
 }
