@@ -1,37 +1,18 @@
 package config_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/busline/busline/config"
+	"github.com/busline/busline/internal/testlog"
 	_ "github.com/busline/busline/transports/rabbitmq"
 	_ "github.com/busline/busline/transports/redis"
 )
-
-// syncBuffer is a log sink for handlers written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // A wrong broker password appears in no log line and no error, on every
 // broker that takes one, with the logger config.Open was given.
@@ -48,7 +29,7 @@ func TestOpenLogsNoPassword(t *testing.T) {
 			t.Setenv("PW", password)
 			t.Setenv("PW_URL", url.UserPassword("", password).String()[1:]) // percent-encoded
 			path := writeConfig(t, "service: s\ntransport:\n  kind: "+name+"\n  "+section+"\n")
-			var logs syncBuffer
+			var logs testlog.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			b, err := config.Open(ctx, path, config.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
