@@ -672,13 +672,26 @@ func (m *member) forward(ctx context.Context, out chan<- *message.Message) {
 // the CloudEvents id when present, else topic/partition/offset.
 func unmarshal(r *kgo.Record) *message.Message {
 	md := make(message.Metadata, len(r.Headers)+1)
-	var id string
+	// One string holds every header value: one allocation, not one each.
+	size := 0
 	for _, h := range r.Headers {
+		size += len(h.Value)
+	}
+	buf := make([]byte, 0, size)
+	for _, h := range r.Headers {
+		buf = append(buf, h.Value...)
+	}
+	values := string(buf)
+	var id string
+	at := 0
+	for _, h := range r.Headers {
+		v := values[at : at+len(h.Value)]
+		at += len(h.Value)
 		if h.Key == uuidHeader {
-			id = string(h.Value)
+			id = v
 			continue
 		}
-		md[h.Key] = string(h.Value)
+		md[h.Key] = v
 	}
 	if id == "" {
 		id = md.Get("ce_id")
@@ -694,5 +707,8 @@ func unmarshal(r *kgo.Record) *message.Message {
 
 // position is a record's busline_position: partition/offset.
 func position(r *kgo.Record) string {
-	return strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
+	var b [24]byte
+	p := strconv.AppendInt(b[:0], int64(r.Partition), 10)
+	p = append(p, '/')
+	return string(strconv.AppendInt(p, r.Offset, 10))
 }

@@ -91,10 +91,20 @@ func marshal(topic string, m *message.Message) (*kgo.Record, error) {
 	if _, ok := m.Metadata[uuidHeader]; ok {
 		return nil, fmt.Errorf("kafka transport: metadata key %s is reserved for the message UUID (remove it)", uuidHeader)
 	}
+	// One buffer holds every header value: one allocation, not one each.
+	size := len(m.UUID)
+	for _, v := range m.Metadata {
+		size += len(v)
+	}
+	buf := make([]byte, 0, size)
+	value := func(v string) []byte {
+		buf = append(buf, v...)
+		return buf[len(buf)-len(v) : len(buf) : len(buf)]
+	}
 	headers := make([]kgo.RecordHeader, 0, len(m.Metadata)+1)
-	headers = append(headers, kgo.RecordHeader{Key: uuidHeader, Value: []byte(m.UUID)})
+	headers = append(headers, kgo.RecordHeader{Key: uuidHeader, Value: value(m.UUID)})
 	for k, v := range m.Metadata {
-		headers = append(headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		headers = append(headers, kgo.RecordHeader{Key: k, Value: value(v)})
 	}
 	r := &kgo.Record{Topic: topic, Value: m.Payload, Headers: headers}
 	if key := m.Metadata.Get(PartitionKeyHeader); key != "" {
