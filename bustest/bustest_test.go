@@ -300,3 +300,20 @@ func TestApplicationObserverStillCalled(t *testing.T) {
 		t.Errorf("the application's Observer saw %d successful attempts, want 1", n)
 	}
 }
+
+// TestBillingChargesOrders is the README's example, kept compiling and
+// passing here.
+func TestBillingChargesOrders(t *testing.T) {
+	h := bustest.New(t)
+	if err := register(h.Bus()); err != nil { // your bus.Subscribe calls
+		t.Fatal(err)
+	}
+	var orderID string
+	if err := bus.Publish(context.Background(), h.Bus(), OrderPlaced{OrderID: "A-1", Total: 42}, bus.StoreID(&orderID)); err != nil {
+		t.Fatal(err)
+	}
+	charged := bustest.WaitPublished[PaymentCharged](t, h, 1)
+	if m := charged[0]; m.Event.OrderID != "A-1" || m.Metadata.CausationID != orderID {
+		t.Errorf("published %+v, want a charge for A-1 caused by the order", m)
+	}
+}

@@ -15,9 +15,10 @@ import (
 type Message[T bus.Event] struct {
 	Event T
 
-	// Metadata is the message's metadata. For a published event, Group is
-	// empty and Attempt is 1, as its first handler will see them; for a
-	// handled one, they are the group's and the attempt's.
+	// Metadata is the message's metadata, as its handler sees it. For a
+	// published event, Group is empty and Attempt is 1; for a handled one,
+	// they are the group's and the attempt's; for a lane move, Attempt is
+	// the attempt that failed last, and Raw holds the failure record.
 	Metadata bus.Metadata
 
 	// Failure is the failure record the pipeline wrote when it moved the
