@@ -114,7 +114,7 @@ func startChild(t *testing.T, mode, topic, group string, env ...string) *child {
 		}
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
-	t.Cleanup(c.kill)
+	t.Cleanup(func() { c.kill() })
 	return c
 }
 
@@ -122,26 +122,42 @@ func startChild(t *testing.T, mode, topic, group string, env ...string) *child {
 // others, or fails t after d.
 func (c *child) next(t *testing.T, prefix string, d time.Duration) string {
 	t.Helper()
+	rest, err := c.nextLine(prefix, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rest
+}
+
+// nextLine is next returning an error.
+func (c *child) nextLine(prefix string, d time.Duration) (string, error) {
 	timeout := time.After(d)
 	for {
 		select {
 		case l, ok := <-c.lines:
 			if !ok {
-				t.Fatalf("child exited before printing %q", prefix)
+				return "", fmt.Errorf("child exited before printing %q", prefix)
 			}
 			if rest, found := strings.CutPrefix(l, prefix); found {
-				return rest
+				return rest, nil
 			}
 		case <-timeout:
-			t.Fatalf("child printed no %q within %v", prefix, d)
+			return "", fmt.Errorf("child printed no %q within %v", prefix, d)
 		}
 	}
 }
 
-// kill sends SIGKILL to the child and waits for it.
-func (c *child) kill() {
-	if c.cmd.Process != nil {
-		_ = c.cmd.Process.Kill()
-		_ = c.cmd.Wait()
+// kill sends SIGKILL to the child and waits for it. It returns the lines
+// the child printed before it died that were not read yet.
+func (c *child) kill() []string {
+	if c.cmd.Process == nil || c.cmd.ProcessState != nil {
+		return nil
 	}
+	_ = c.cmd.Process.Kill()
+	var rest []string
+	for l := range c.lines { // until EOF: Wait closes the pipe
+		rest = append(rest, l)
+	}
+	_ = c.cmd.Wait()
+	return rest
 }

@@ -19,7 +19,9 @@
 // "<consumer>-<n>", where consumer is Config.Consumer (default
 // "<service>-<hostname>-<pid>") and n the lowest index not in use for that
 // stream and group in the process, so a subscription opened after another was
-// closed takes over its name and its pending entries at once.
+// closed takes over its name and its pending entries at once. While a
+// subscription runs, the process keeps its liveness key
+// "<key_prefix>live:<consumer>" fresh (see Dead consumers below).
 //
 // An entry holds one field per metadata key (the CloudEvents attributes
 // ce_id, ce_type, ... and any other), the payload in field "payload", and the
@@ -42,16 +44,38 @@
 //
 // A nacked entry stays pending and is delivered again after NackDelay,
 // doubling per consecutive nack up to NackDelayMax, so a message that always
-// fails is redelivered at a bounded rate; meanwhile the subscription goes on
-// with later entries.
+// fails is redelivered at a bounded rate. A subscription with one worker
+// (bus concurrency 1, which ordered subscriptions require) hands out
+// nothing else meanwhile: the nacked entry comes again before any later one.
+// With more workers the others go on with later entries.
 //
-// Entries left pending by a consumer that died are claimed with XAUTOCLAIM by
-// a live consumer of the group once they have been idle ClaimIdle (default
-// 30s), checked every ClaimInterval (default 5s). A live consumer keeps the
-// entries it holds from being claimed by refreshing their idle time every
-// ClaimIdle/4, so a long handler is not duplicated; a consumer that stalls
-// (stopped process, long GC pause) for more than ClaimIdle has its entries
-// handled twice.
+// # Dead consumers
+//
+// A process that runs a subscription sets its liveness key,
+// "<key_prefix>live:<consumer>" (one per process: Config.Consumer is the
+// base of its consumer names), to its ConsumerTTL in milliseconds, refreshed
+// every ConsumerTTL/3 (default 3s, so every second) with a one-hour TTL.
+// Every ClaimInterval (default 1s) each subscription lists the other
+// consumers of its group (XINFO CONSUMERS) and reads their keys: a consumer
+// whose key was not refreshed for longer than the TTL it names, measured on
+// the Redis server (one hour minus PTTL), is dead. Its pending entries are
+// claimed at once (XPENDING for that consumer, XCLAIM), and it is removed
+// from the group (XGROUP DELCONSUMER) by a script that checks in the same
+// step that it holds nothing, so no entry is ever dropped with it. A
+// restarted process, which has a new pid and so a new name, gets its
+// predecessor's pending entries about ConsumerTTL after the crash (measured
+// 3.0s with the defaults, against 30.5s with claim_idle before), and dead
+// names do not pile up in the group.
+//
+// A consumer without a liveness key (another client, an older busline, a
+// process gone more than an hour) is left to XAUTOCLAIM: its entries are
+// claimed once idle ClaimIdle (default 30s); such a consumer is removed once
+// it holds nothing and was idle an hour. A live consumer keeps the entries
+// it holds from XAUTOCLAIM by refreshing their idle time every ClaimIdle/4,
+// so a long handler is not duplicated. A process that stalls (stopped, long
+// GC pause, cut from Redis) for more than ConsumerTTL has its entries
+// claimed and handled twice; when it wakes up it goes on, and its acks of
+// entries it no longer owns are harmless.
 //
 // An entry the transport cannot read (no "payload" field, a metadata encoding
 // it does not know such as watermill-redisstream's msgpack "metadata" field)
@@ -110,15 +134,30 @@
 // tiers it has: "<topic>.<group>.retry" (stream), "{<stream of the
 // retry lane>}:delayed" (sorted set, all tiers share it) and
 // "<topic>.<group>.poison" (stream); a topic that receives scheduled
-// publishes adds "{<stream>}:delayed". Delays of any length are accepted
+// publishes adds "{<stream>}:delayed"; each process adds its liveness key
+// (see Dead consumers). Delays of any length are accepted
 // (Features().MaxDelay is 0).
 //
 // # Ordering
 //
 // A single consumer of a group receives entries in stream order, which is
-// publish order. Redelivery after a nack, claims of a dead consumer's
-// entries, several consumers in a group and bus concurrency above 1 each
-// reorder messages.
+// publish order. A subscription with one worker (bus concurrency 1, as
+// ordered subscriptions have) keeps that order through failures and
+// crashes: a nacked entry, or a malformed one whose move to the poison lane
+// failed, is delivered again before any later entry; and a starting
+// subscription first takes its own pending entries, then, before it reads
+// anything new, those of the group's dead consumers in stream order. While
+// another consumer of the group holds pending entries and its liveness key is
+// fresh (a predecessor killed less than ConsumerTTL ago looks alive), it
+// waits up to ConsumerTTL + ClaimInterval for them to be claimable; so it
+// starts reading new entries at most about 4s late with the defaults.
+// Measured: 10,000 events, the only consumer process killed -9 and restarted
+// 5 times: 0 handled after a later one (before: 232 of 2,000 through 3 kills).
+// Redelivered duplicates (acked entries whose XACK had not been sent) are
+// handled again in the same order.
+//
+// Several consumers in a group, bus concurrency above 1, and claims of a
+// dead competing consumer's entries while others run, reorder messages.
 //
 // # Trimming
 //

@@ -47,10 +47,12 @@ type pump struct {
 	workers  atomic.Int32 // changed under the subscriber's mutex
 
 	// fetch loop only
-	recovering bool
-	pelStart   string
-	nextClaim  time.Time
-	claimStart string
+	recovering   bool
+	pelStart     string
+	nextClaim    time.Time
+	claimStart   string
+	startup      bool      // reads no new entry while others hold pending ones (strict only)
+	startupUntil time.Time // when startup ends regardless
 }
 
 type retry struct {
@@ -66,13 +68,15 @@ func newPump(t *Transport, topic, group, consumer string) *pump {
 		done: make(chan struct{}), kick: make(chan struct{}, 1), wake: make(chan struct{}),
 		nacks: map[string]int{}, held: map[string]struct{}{},
 		recovering: true, pelStart: "0", claimStart: "0-0",
+		startup: true, startupUntil: time.Now().Add(t.cfg.ConsumerTTL + t.cfg.ClaimInterval),
 	}
 }
 
 // strict reports whether p hands out entries in stream order without
 // exception: with a single worker (bus concurrency 1, which ordered
 // subscriptions require), a nacked entry is redelivered before any later
-// one.
+// one, and a starting pump takes over a dead predecessor's entries before it
+// reads new ones.
 func (p *pump) strict() bool { return p.workers.Load() == 1 }
 
 func (p *pump) signal() {
@@ -193,7 +197,7 @@ func (p *pump) fetch(noBlock bool) ([]goredis.XMessage, error) {
 	}
 	if now := time.Now(); !now.Before(p.nextClaim) {
 		p.nextClaim = now.Add(p.cfg.ClaimInterval)
-		msgs, _, err := p.claimDead(p.ctx)
+		msgs, others, err := p.claimDead(p.ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -212,10 +216,21 @@ func (p *pump) fetch(noBlock bool) ([]goredis.XMessage, error) {
 			p.cfg.Logger.Info("redis transport: claimed idle pending entries of another consumer", "stream", p.stream, "group", p.group, "consumer", p.consumer, "count", len(idle))
 			msgs = append(msgs, idle...)
 			slices.SortFunc(msgs, func(a, b goredis.XMessage) int { return compareIDs(a.ID, b.ID) })
+			others = true // they may have more: finish them before new entries
+		}
+		if p.startup && (!others || !now.Before(p.startupUntil) || !p.strict()) {
+			p.startup = false
 		}
 		if len(msgs) > 0 {
 			return msgs, nil
 		}
+	}
+	if p.startup {
+		// A strict pump reads nothing new while another consumer, maybe a
+		// predecessor whose liveness key is not stale yet, holds pending
+		// entries: they are older than anything new.
+		p.sleep(min(time.Until(p.nextClaim), time.Until(p.startupUntil)))
+		return nil, nil
 	}
 	block := time.Duration(-1) // go-redis: no BLOCK argument
 	if !noBlock {
