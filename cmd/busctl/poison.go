@@ -14,8 +14,9 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/config"
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/memory"
+	"github.com/busline/busline/wire"
 )
 
 // laneFlags are the flags of the poison commands.
@@ -95,7 +96,44 @@ func (f *laneFlags) open(ctx context.Context, c *cli) (*lane, error) {
 		_ = t.Close()
 		return nil, usageError("%v", err)
 	}
+	if err := f.checkLane(ctx, c, cfg, t, topic); err != nil {
+		_ = t.Close()
+		return nil, err
+	}
 	return &lane{cfg: cfg, transport: t, poison: pl, topic: topic, group: f.group}, nil
+}
+
+// list returns the lane's messages, leaving them there. busctl's memory
+// transport is a private, empty bus: its lanes are empty, and reading them
+// would only say the group has none.
+func (l *lane) list(ctx context.Context) ([]bus.PoisonMessage, error) {
+	if l.cfg.Transport.Kind == memory.Kind {
+		return nil, nil
+	}
+	return l.poison.List(ctx)
+}
+
+// checkLane makes sure the lane exists before it is read, since reading a
+// lane provisions its group: a misspelt --group or --topic must not leave a
+// queue, stream or topic behind. The memory transport is private to busctl,
+// so there is nothing there to check or to leave.
+func (f *laneFlags) checkLane(ctx context.Context, c *cli, cfg *config.Config, t transports.Transport, topic string) error {
+	if cfg.Transport.Kind == memory.Kind {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.conn.timeout)
+	defer cancel()
+	gi, release, err := inspectorFor(ctx, t)
+	if err != nil {
+		return unreachable(cfg.Transport.Kind, &f.conn, err)
+	}
+	defer release()
+	if gi == nil {
+		fmt.Fprintf(c.stderr, "busctl: note: busctl cannot check on transport %s that lane %s exists without creating it: check --group and --topic\n",
+			cfg.Transport.Kind, wire.PoisonTopic(topic, f.group))
+		return nil
+	}
+	return checkLane(ctx, gi, topic, f.group, configGroups(cfg))
 }
 
 // hint explains an empty lane or selection when the group is not in the
@@ -171,7 +209,7 @@ func runPoisonList(ctx context.Context, c *cli, f *laneFlags) error {
 		return err
 	}
 	defer l.transport.Close()
-	msgs, err := l.poison.List(ctx)
+	msgs, err := l.list(ctx)
 	if err != nil {
 		return fmt.Errorf("list: %w (nothing was changed)", err)
 	}
@@ -236,7 +274,7 @@ func runPoisonShow(ctx context.Context, c *cli, f *laneFlags) error {
 		return err
 	}
 	defer l.transport.Close()
-	msgs, err := l.poison.List(ctx)
+	msgs, err := l.list(ctx)
 	if err != nil {
 		return fmt.Errorf("read the lane: %w (nothing was changed)", err)
 	}
@@ -372,4 +410,4 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // retryLane is where replay puts messages back.
-func (l *lane) retryLane() string { return middleware.RetryTopic(l.topic, l.group) }
+func (l *lane) retryLane() string { return wire.RetryTopic(l.topic, l.group) }

@@ -4,15 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/config"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // laneList is the JSON of busctl poison list --json.
@@ -218,4 +225,137 @@ func newMessage(payload string, md map[string]string) *message.Message {
 		m.Metadata.Set(k, v)
 	}
 	return m
+}
+
+// TestPoisonMistypedLaneChangesNothing works the lane of a misspelt group
+// and of a misspelt topic, on every broker: each command fails naming the
+// groups that have a lane, and the broker's queues, exchanges, streams,
+// topics and groups are the same before and after.
+func TestPoisonMistypedLaneChangesNothing(t *testing.T) {
+	for _, b := range brokers(t) {
+		t.Run(strings.ToUpper(b.kind[:1])+b.kind[1:], func(t *testing.T) {
+			t.Parallel()
+			topic := "orders.placed." + uniqueID()
+			path := writeConfig(t, b, topic)
+			provisionLanes(t, path, topic, "billing", "shipping")
+			before := brokerObjects(t, b, topic)
+			if !slices.ContainsFunc(before, func(s string) bool { return strings.Contains(s, topic+".billing.poison") }) {
+				t.Fatalf("the lanes were not provisioned: %v", before)
+			}
+			for _, args := range [][]string{
+				{"poison", "list", "--group", "biling", "--topic", topic},
+				{"poison", "list", "--group", "biling", "--event", "orders.placed", "--json"},
+				{"poison", "show", "--group", "biling", "--topic", topic, "--id", "x"},
+				{"poison", "replay", "--group", "biling", "--topic", topic, "--all"},
+				{"poison", "purge", "--group", "biling", "--topic", topic, "--all", "--yes"},
+			} {
+				r := expectExit(t, 1, "group biling has no poison lane for topic "+topic, append(args, "--config", path)...)
+				if !strings.Contains(r.stderr, "with a poison lane for topic "+topic+": billing, shipping (check --group)") {
+					t.Errorf("%v: the error does not name the groups that have a lane:\n%s", args, r.stderr)
+				}
+			}
+			expectExit(t, 1, "has a poison lane for topic "+topic+"x: check --topic", "poison", "list", "--config", path, "--group", "billing", "--topic", topic+"x")
+			if after := brokerObjects(t, b, topic); !slices.Equal(before, after) {
+				t.Errorf("the broker changed:\nbefore %v\nafter  %v", before, after)
+			}
+			// The lane that exists is read.
+			if r := mustRun(t, "poison", "list", "--config", path, "--group", "billing", "--topic", topic); !strings.Contains(r.stdout, "is empty") {
+				t.Errorf("poison list of billing: %s", r)
+			}
+		})
+	}
+}
+
+// provisionLanes provisions topic and each group's lanes, as a service
+// subscribing the groups would.
+func provisionLanes(t *testing.T, path, topic string, groups ...string) {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tr, err := cfg.OpenTransport(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	p := tr.(transports.GroupProvisioner)
+	for _, g := range groups {
+		for _, tp := range []string{topic, wire.RetryTopic(topic, g), wire.PoisonTopic(topic, g)} {
+			if err := p.ProvisionGroup(ctx, tp, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// brokerObjects lists, sorted, what the broker holds for topic and its
+// lanes: RabbitMQ queues and exchanges (rabbitmqctl), Redis keys and their
+// consumer groups, Kafka topics and consumer groups.
+func brokerObjects(t *testing.T, b broker, topic string) []string {
+	t.Helper()
+	var out []string
+	switch b.kind {
+	case "rabbitmq":
+		for _, what := range []string{"queues", "exchanges"} {
+			cmd := exec.Command("rabbitmqctl", "list_"+what, "-q", "name")
+			lines, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("rabbitmqctl list_%s (needs rabbitmqctl and root, as on the development machines): %v", what, err)
+			}
+			for _, l := range strings.Split(string(lines), "\n") {
+				if strings.Contains(l, topic) {
+					out = append(out, what+" "+strings.TrimSpace(l))
+				}
+			}
+		}
+	case "redis":
+		c := goredis.NewClient(&goredis.Options{Addr: envOr("BUSLINE_REDIS_ADDR", "127.0.0.1:6379")})
+		defer c.Close()
+		ctx := context.Background()
+		keys, err := c.Keys(ctx, "*"+topic+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			out = append(out, "key "+k)
+			if typ, _ := c.Type(ctx, k).Result(); typ == "stream" {
+				groups, err := c.XInfoGroups(ctx, k).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, g := range groups {
+					out = append(out, "group "+k+" "+g.Name)
+				}
+			}
+		}
+	case "kafka":
+		sc := sarama.NewConfig()
+		sc.Version = sarama.V2_8_0_0
+		admin, err := sarama.NewClusterAdmin(kafkaAddrs(t, b), sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close()
+		topics, err := admin.ListTopics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range topics {
+			if strings.Contains(name, topic) {
+				out = append(out, "topic "+name)
+			}
+		}
+		groups, err := admin.ListConsumerGroups()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range groups {
+			out = append(out, "group "+name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

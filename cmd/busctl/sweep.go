@@ -103,7 +103,7 @@ func runSweep(ctx context.Context, c *cli, sf *sweepFlags, k sweepKind) error {
 	}
 	defer l.transport.Close()
 
-	msgs, err := l.poison.List(ctx)
+	msgs, err := l.list(ctx)
 	if err != nil {
 		return fmt.Errorf("read the lane: %w (nothing was %s)", err, k.done)
 	}
