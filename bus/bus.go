@@ -14,6 +14,7 @@ import (
 
 	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // handlerStopWait is how long Close waits for handlers to return once their
@@ -84,6 +85,9 @@ type worker struct {
 	// a transport that is no transports.Delayer.
 	waitDue bool
 	delays  []time.Duration
+	// keyed, above 1, makes the worker one consumer whose messages run on
+	// keyed workers by key (see consumeKeyed).
+	keyed int
 	// running counts the subscription's handlers running, for Close's
 	// report of those that do not stop.
 	running *atomic.Int64
@@ -167,6 +171,9 @@ func (b *Bus) Run(ctx context.Context) error {
 
 // start subscribes w and runs its loop. b.mu is held.
 func (b *Bus) start(w worker) error {
+	if c, ok := w.sub.(transports.ConcurrentConsumer); ok && w.keyed > 1 {
+		return b.consumeKeyed(c, w)
+	}
 	if c, ok := w.sub.(transports.Consumer); ok {
 		return b.consume(c, w)
 	}
@@ -243,7 +250,9 @@ func (b *Bus) handle(msg *message.Message, w worker) {
 		// Only a stop, or a lane publish that failed, gets here: the
 		// pipeline turns every handler failure into a lane move.
 		if b.handlerCtx.Err() == nil && msg.Context().Err() == nil {
-			b.cfg.Logger.Warn("busline: message left for redelivery", "message_id", msg.UUID, "err", err)
+			event, group := w.health.names()
+			b.cfg.Logger.Warn("busline: message left for redelivery", "event", event, "group", group,
+				"topic", w.topic, "id", msg.UUID, "attempt", msg.Metadata.Get(wire.MetaAttempts), "err", err)
 			w.health.failed(err)
 		}
 		msg.Nack()
