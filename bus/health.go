@@ -188,6 +188,14 @@ func (s *subscriptionHealth) ended(topic string) {
 	}
 }
 
+// names returns the subscription's event and group, for logs.
+func (s *subscriptionHealth) names() (event, group string) {
+	if s == nil {
+		return "", ""
+	}
+	return s.sub.Event, s.sub.Group
+}
+
 // failed records err, which kept a message from being settled.
 func (s *subscriptionHealth) failed(err error) {
 	if s == nil {

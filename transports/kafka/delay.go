@@ -121,22 +121,13 @@ func (t *Transport) knownTopic(topic string) bool {
 	return t.topics[topic]
 }
 
-// waitTopicAdded tells the local mover of destination, if any, about its
-// new wait topic now rather than at its next metadata refresh, starting it
-// if it was not.
+// waitTopicAdded tells the local mover of destination, if any, to look for
+// its new wait topic now rather than at its next metadata refresh.
 func (t *Transport) waitTopicAdded(destination string) {
 	t.mu.Lock()
 	mv := t.movers[destination]
-	var cl *kgo.Client
-	if mv != nil {
-		cl = mv.cl
-	}
 	t.mu.Unlock()
-	switch {
-	case mv == nil:
-	case cl == nil:
-		t.startMover(destination)
-	default:
-		cl.ForceMetadataRefresh()
+	if mv != nil {
+		mv.cl.ForceMetadataRefresh()
 	}
 }
