@@ -27,8 +27,11 @@
 //
 //	0    done
 //	1    failed: invalid configuration, broker unreachable, purge not
-//	     confirmed, or an operation stopped part-way (the message says how
-//	     many messages were done and that the rest are still in the lane)
+//	     confirmed, the group has no poison lane for the topic (a misspelt
+//	     --group, --topic or --event: the message names the groups that
+//	     have one, and nothing was created), or an operation stopped
+//	     part-way (the message says how many messages were done and that
+//	     the rest are still in the lane)
 //	2    bad command line: unknown command or flag, missing --config, --group,
 //	     --topic/--event or selection, invalid name or payload
 //	3    no message matched: poison show found no such id; replay or purge
@@ -43,7 +46,8 @@
 // provisioned on the topic receive it, as for any publisher. tail consumes in
 // an ephemeral group of its own (busctl-tail-<random>), so the services'
 // groups lose nothing, and deletes that group when it stops, on Ctrl-C too.
-// Poison commands work one group's lane through bus.PoisonLane: a sweep reads
+// Poison commands first check, without writing, that the group's lane
+// exists, then work it through bus.PoisonLane: a sweep reads
 // the lane up to a marker and puts back what it keeps, and a message is acked
 // only after it was put back, replayed or purged, so an interrupted or failed
 // command loses nothing. replay and purge act on exactly the messages their
