@@ -105,6 +105,22 @@ type Config struct {
 	// NackDelayMax caps NackDelay's doubling. Default: 5s.
 	NackDelayMax time.Duration `yaml:"nack_delay_max"`
 
+	// ConsumerTimeout is the broker's consumer_timeout (rabbitmq.conf): how
+	// long RabbitMQ lets a delivery stay unacked before it closes the
+	// channel and redelivers it. busline cannot read it from the broker:
+	// set it to the broker's value. It is reported by
+	// Transport.ConsumerTimeout, so that per-attempt timeouts can be
+	// checked against it, and named in the warnings and poison records of
+	// handlers that outlast it. Default: 30m, RabbitMQ's default.
+	ConsumerTimeout time.Duration `yaml:"consumer_timeout"`
+
+	// TimeoutAttempts is how many deliveries of one message may end in the
+	// broker's consumer_timeout (the handler still running when RabbitMQ
+	// closed the channel) before the next delivery goes to the group's
+	// poison lane, reason "timeout", instead of to the handler. Counted per
+	// consumer process. Default: 3, the bus's default retry attempts.
+	TimeoutAttempts int `yaml:"timeout_attempts"`
+
 	// ConnectionName names the connections in RabbitMQ's management UI.
 	// Default: the service name given to transports.Open, else "busline".
 	ConnectionName string `yaml:"connection_name"`
@@ -176,6 +192,12 @@ func (c *Config) setDefaults() {
 	if c.NackDelayMax == 0 {
 		c.NackDelayMax = 5 * time.Second
 	}
+	if c.ConsumerTimeout == 0 {
+		c.ConsumerTimeout = 30 * time.Minute
+	}
+	if c.TimeoutAttempts == 0 {
+		c.TimeoutAttempts = 3
+	}
 	if c.ConnectionName == "" {
 		c.ConnectionName = "busline"
 	}
@@ -220,7 +242,7 @@ func (c Config) Validate() error {
 		{"heartbeat", c.Heartbeat}, {"connect_timeout", c.ConnectTimeout},
 		{"reconnect_initial", c.ReconnectInitial}, {"reconnect_max", c.ReconnectMax},
 		{"publish_timeout", c.PublishTimeout}, {"nack_delay", c.NackDelay}, {"nack_delay_max", c.NackDelayMax},
-		{"queue_expires", c.QueueExpires},
+		{"queue_expires", c.QueueExpires}, {"consumer_timeout", c.ConsumerTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %v is negative (leave it 0 for the default)", d.name, d.v))
@@ -228,6 +250,9 @@ func (c Config) Validate() error {
 	}
 	if c.Prefetch < 0 || c.Prefetch > 65535 {
 		errs = append(errs, fmt.Errorf("prefetch %d is out of range 1..65535 (0 means the default)", c.Prefetch))
+	}
+	if c.TimeoutAttempts < 0 {
+		errs = append(errs, fmt.Errorf("timeout_attempts %d is negative (0 means the default, 3)", c.TimeoutAttempts))
 	}
 	if c.PublishChannels < 0 || c.PublishChannels > 1024 {
 		errs = append(errs, fmt.Errorf("publish_channels %d is out of range 1..1024 (0 means the default)", c.PublishChannels))

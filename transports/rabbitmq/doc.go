@@ -69,6 +69,16 @@
 // no multiple-ack covers it: a delivery leaves the waiting set only with its
 // nack frame sent, under the same lock as the acks.
 //
+// RabbitMQ takes a delivery back when it stays unacked past the broker's
+// consumer_timeout (Config.ConsumerTimeout says what it is set to; 30
+// minutes by default): it closes the channel and redelivers the message,
+// and the handler's late ack fails. The consumer logs it, and after
+// Config.TimeoutAttempts such deliveries of one message (counted per
+// process) moves the next one to the group's poison lane with reason
+// timeout (ConsumerTimeoutError) instead of running the handler again. A
+// per-attempt timeout times the attempts should stay below it
+// (Transport.ConsumerTimeout).
+//
 // A lost connection is recovered from in the background with exponential
 // backoff: consumers re-open their channels and re-declare their exchange,
 // queue and binding, then go on. Messages unacked at the loss are redelivered

@@ -69,6 +69,7 @@ func (n *privateNode) delayLevelStats(t *testing.T) (messages, unacked, consumer
 // out: that a level's TTL elapses and dead-letters on is what the short
 // delay shows.)
 func TestLongTierHoldsNoConsumer(t *testing.T) {
+	t.Parallel()
 	const consumerTimeout = 60 * time.Second
 	n := ownPrivateNode(t, nodeOptions{consumerTimeout: consumerTimeout})
 	w := &warnings{}

@@ -18,12 +18,13 @@ import (
 // subscriber consumes as one group. Each Subscribe call is one AMQP
 // consumer on a channel of its own.
 type subscriber struct {
-	t       *Transport
-	group   string
-	nacks   *nackBackoff
-	closing chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
+	t        *Transport
+	group    string
+	nacks    *nackBackoff
+	timeouts timeouts
+	closing  chan struct{}
+	once     sync.Once
+	wg       sync.WaitGroup
 }
 
 var (
@@ -121,6 +122,9 @@ type consumer struct {
 	tag    string
 	out    chan *message.Message
 	handle func(*message.Message)
+
+	mu      sync.Mutex
+	current string // id of the message handed out and not yet settled
 }
 
 // run consumes until ctx is done, starting over after a lost channel.
@@ -156,9 +160,11 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 		return false, err
 	}
 	st := newSettler(ch, max(1, cfg.Prefetch/2), c.s.nacks, cfg.Logger, c.queue)
+	watched := c.watchTimeout(ch)
 	defer func() {
 		st.stop() // handled messages must not come back after a clean stop
 		_ = ch.Close()
+		<-watched
 	}()
 	if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
 		return false, fmt.Errorf("set prefetch: %w", err)
@@ -196,6 +202,20 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 // ctx ended first, leaving the message to the channel's close.
 func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, st *settler) bool {
 	msg := toMessage(d)
+	if d.Redelivered {
+		if n := c.s.timeouts.get(msg.UUID); n >= c.s.t.cfg.TimeoutAttempts {
+			c.poisonTimedOut(msg, d, n, st)
+			return true
+		}
+	}
+	c.mu.Lock()
+	c.current = msg.UUID
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.current = ""
+		c.mu.Unlock()
+	}()
 	if c.handle != nil {
 		if ctx.Err() != nil {
 			return false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -86,6 +87,13 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 
 // Config returns the configuration in use, defaults applied.
 func (t *Transport) Config() Config { return *t.cfg }
+
+// ConsumerTimeout returns the broker's consumer_timeout as configured
+// (Config.ConsumerTimeout): the longest a delivery may stay unacked, its
+// handler's attempts, retries and lane write included, before RabbitMQ
+// takes it back. A per-attempt timeout times the attempts should stay below
+// it.
+func (t *Transport) ConsumerTimeout() time.Duration { return t.cfg.ConsumerTimeout }
 
 // Publisher returns a publisher whose Publish returns once RabbitMQ
 // confirmed the messages. Publishers share the transport's channels;
