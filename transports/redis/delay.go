@@ -114,8 +114,9 @@ func delayedKey(stream string) (string, bool) {
 // the package documentation, "Delays"): they are then delivered to every
 // group on the stream, as if published then, never earlier, and late by up
 // to Config.DelayPoll when published by another process. A delay of zero or
-// less publishes at once. Storing a message whose id is already waiting in
-// the set keeps the first copy, so retrying a failed call delivers once.
+// less publishes at once. Storing a message again (same UUID, metadata and
+// payload) while its first copy waits keeps the first copy and its due
+// time, so retrying a call that failed after Redis stored it delivers once.
 func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time.Duration, msgs ...*message.Message) error {
 	if t.isClosed() {
 		return ErrClosed

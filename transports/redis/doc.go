@@ -103,7 +103,8 @@
 // script reads the server's TIME and adds the delay, so the clocks of
 // publishers do not matter. A member is the stream entry as Publish would
 // write it, as length-prefixed elements "<len>:<bytes>": the message UUID
-// first (members are unique, and storing the same message twice keeps one),
+// first (so members are unique; storing the same message, UUID, metadata
+// and payload, while it waits keeps one copy),
 // then field, value, field, value... A client in another language can
 // schedule with ZADD {busline:orders.placed}:delayed <due ms> '2:id7:payload2:{}'.
 //

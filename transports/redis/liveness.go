@@ -69,9 +69,13 @@ func consumerBase(name string) string {
 	return name[:i]
 }
 
-// startLiveness starts refreshing this transport's liveness key, once.
+// startLiveness sets this transport's liveness key, and starts refreshing
+// it, once. Every subscription calls it before it reads: a consumer that
+// read entries without a key would look like one without liveness, whose
+// entries wait ClaimIdle.
 func (t *Transport) startLiveness() {
 	t.liveOnce.Do(func() {
+		t.refreshLiveness()
 		t.liveWG.Add(1)
 		go t.keepAlive()
 	})
@@ -80,19 +84,23 @@ func (t *Transport) startLiveness() {
 // keepAlive refreshes the liveness key every ConsumerTTL/3 until Close.
 func (t *Transport) keepAlive() {
 	defer t.liveWG.Done()
-	ctx := t.ctx
-	key, ttl := t.livenessKey(t.cfg.Consumer), t.cfg.ConsumerTTL.Milliseconds()
 	tick := time.NewTicker(t.cfg.ConsumerTTL / 3)
 	defer tick.Stop()
 	for {
-		if err := t.client.Set(ctx, key, ttl, livenessKeep).Err(); err != nil && ctx.Err() == nil {
-			t.cfg.Logger.Warn("redis transport: refreshing the consumer liveness key failed; other consumers may claim this one's entries", "key", key, "err", t.redact(err))
-		}
 		select {
-		case <-ctx.Done():
+		case <-t.ctx.Done():
 			return
 		case <-tick.C:
 		}
+		t.refreshLiveness()
+	}
+}
+
+func (t *Transport) refreshLiveness() {
+	key := t.livenessKey(t.cfg.Consumer)
+	err := t.client.Set(t.ctx, key, t.cfg.ConsumerTTL.Milliseconds(), livenessKeep).Err()
+	if err != nil && t.ctx.Err() == nil {
+		t.cfg.Logger.Warn("redis transport: refreshing the consumer liveness key failed; other consumers may claim this one's entries", "key", key, "err", t.redact(err))
 	}
 }
 
