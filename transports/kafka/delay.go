@@ -121,13 +121,22 @@ func (t *Transport) knownTopic(topic string) bool {
 	return t.topics[topic]
 }
 
-// waitTopicAdded tells the local mover of destination, if any, to look for
-// its new wait topic now rather than at its next metadata refresh.
+// waitTopicAdded tells the local mover of destination, if any, about its
+// new wait topic now rather than at its next metadata refresh, starting it
+// if it was not.
 func (t *Transport) waitTopicAdded(destination string) {
 	t.mu.Lock()
 	mv := t.movers[destination]
-	t.mu.Unlock()
+	var cl *kgo.Client
 	if mv != nil {
-		mv.cl.ForceMetadataRefresh()
+		cl = mv.cl
+	}
+	t.mu.Unlock()
+	switch {
+	case mv == nil:
+	case cl == nil:
+		t.startMover(destination)
+	default:
+		cl.ForceMetadataRefresh()
 	}
 }

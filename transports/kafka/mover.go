@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"regexp"
 	"strconv"
@@ -65,8 +64,10 @@ type headSeen struct {
 	at     time.Time
 }
 
-// acquireMover returns the running mover of destination, starting it on
-// first use; releaseMover stops it after its last user.
+// acquireMover returns the mover of destination, registering it on first
+// use; releaseMover stops it after its last user. A mover's client starts
+// only once destination has a wait topic (see discoverWaitTopics), so a
+// destination nothing is delayed to costs no consumer.
 func (t *Transport) acquireMover(destination string) (*mover, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -82,6 +83,75 @@ func (t *Transport) acquireMover(destination string) (*mover, error) {
 		waits: map[topicPartition]*time.Timer{}, seen: map[topicPartition]headSeen{},
 		done: make(chan struct{}),
 		log:  t.logger.With("kafka_group", MoverGroup(destination), "destination", destination),
+	}
+	t.movers[destination] = mv
+	t.lookForWaitTopics()
+	return mv, nil
+}
+
+// lookForWaitTopics wakes the discovery loop.
+func (t *Transport) lookForWaitTopics() {
+	select {
+	case t.discover <- struct{}{}:
+	default:
+	}
+}
+
+// discoverWaitTopics starts the movers whose destinations have wait topics:
+// at once when asked, and every moverMetadataAge, for wait topics other
+// processes created; it lists the cluster's topics only while a registered
+// mover is not started. It ends when the transport closes.
+func (t *Transport) discoverWaitTopics() {
+	defer close(t.discovered)
+	tick := time.NewTicker(moverMetadataAge)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.closed:
+			return
+		case <-t.discover:
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		idle := 0
+		for _, mv := range t.movers {
+			if mv.cl == nil {
+				idle++
+			}
+		}
+		t.mu.Unlock()
+		if idle == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		req := kmsg.NewPtrMetadataRequest() // nil Topics: every topic
+		resp, err := req.RequestWith(ctx, t.cl)
+		cancel()
+		if err != nil {
+			if !t.isClosed() {
+				t.logger.Debug("kafka: listing topics for wait topics failed; retrying", "err", t.redact(err))
+			}
+			continue
+		}
+		for _, rt := range resp.Topics {
+			if rt.Topic == nil {
+				continue
+			}
+			if dest, _, ok := parseWaitTopic(*rt.Topic); ok {
+				t.startMover(dest)
+			}
+		}
+	}
+}
+
+// startMover starts the client of destination's registered mover, if any
+// and not started yet.
+func (t *Transport) startMover(destination string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	mv := t.movers[destination]
+	if mv == nil || mv.cl != nil || t.isClosed() {
+		return
 	}
 	pattern := "^" + regexp.QuoteMeta(destination+waitInfix) + "[0-9]+$"
 	cl, err := kgo.NewClient(append(t.opts(),
@@ -101,14 +171,12 @@ func (t *Transport) acquireMover(destination string) (*mover, error) {
 		kgo.OnPartitionsLost(mv.forget),
 	)...)
 	if err != nil {
-		return nil, t.redact(fmt.Errorf("kafka transport: mover of %q: %w", destination, err))
+		mv.log.Error("kafka: cannot start the mover", "err", t.redact(err))
+		return
 	}
-	mv.cl = cl
 	ctx, cancel := context.WithCancel(context.Background())
-	mv.cancel = cancel
+	mv.cl, mv.cancel = cl, cancel
 	go mv.run(ctx)
-	t.movers[destination] = mv
-	return mv, nil
 }
 
 func (t *Transport) releaseMover(mv *mover) {
@@ -124,9 +192,15 @@ func (t *Transport) releaseMover(mv *mover) {
 	}
 }
 
-// stop ends the mover and leaves its group.
+// stop ends the mover and leaves its group. t.mu is not held.
 func (mv *mover) stop() {
-	mv.cancel()
+	mv.t.mu.Lock()
+	cl, cancel := mv.cl, mv.cancel
+	mv.t.mu.Unlock()
+	if cl == nil {
+		return // never started
+	}
+	cancel()
 	<-mv.done
 	mv.mu.Lock()
 	for tp, timer := range mv.waits {
@@ -134,12 +208,12 @@ func (mv *mover) stop() {
 		delete(mv.waits, tp)
 	}
 	mv.mu.Unlock()
-	mv.cl.Close()
+	cl.Close()
 }
 
 // forget drops the waits of partitions the group took away, resuming them
 // so that they are fetched if they come back.
-func (mv *mover) forget(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+func (mv *mover) forget(_ context.Context, cl *kgo.Client, gone map[string][]int32) {
 	mv.mu.Lock()
 	for topic, ps := range gone {
 		for _, p := range ps {
@@ -152,7 +226,7 @@ func (mv *mover) forget(_ context.Context, _ *kgo.Client, gone map[string][]int3
 		}
 	}
 	mv.mu.Unlock()
-	mv.cl.ResumeFetchPartitions(gone)
+	cl.ResumeFetchPartitions(gone)
 }
 
 // pauseUntil pauses tp and rewinds it to offset, to be fetched again at
@@ -225,7 +299,9 @@ func (mv *mover) moveDue(ctx context.Context, fetches kgo.Fetches) {
 		last  int64
 		out   []*kgo.Record
 	}
+	// A poll can hold several fetches of one partition: one move each.
 	var moves []*move
+	byPartition := map[topicPartition]*move{}
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		tp := topicPartition{fp.Topic, fp.Partition}
 		if len(fp.Records) == 0 || mv.waiting(tp) {
@@ -235,15 +311,16 @@ func (mv *mover) moveDue(ctx context.Context, fetches kgo.Fetches) {
 		if !ok {
 			return
 		}
-		var mo *move
 		for _, r := range fp.Records {
 			end := mv.holdEnd(tp, r, l, now)
 			if end.After(now) {
 				mv.pauseUntil(tp, r.Offset, end)
 				break
 			}
+			mo := byPartition[tp]
 			if mo == nil {
 				mo = &move{tp: tp, first: r.Offset}
+				byPartition[tp] = mo
 				moves = append(moves, mo)
 			}
 			mo.last = r.Offset

@@ -70,9 +70,12 @@ type Transport struct {
 	mu     sync.Mutex
 	topics map[string]bool // topics known to exist
 	subs   map[*subscriber]struct{}
-	movers map[string]*mover // destination topic → its running mover
+	movers map[string]*mover // destination topic → its mover, started once it has wait topics
 	closed chan struct{}
 	once   sync.Once
+
+	discover   chan struct{} // asks the discovery loop to look for wait topics now
+	discovered chan struct{} // closed when the discovery loop ended
 }
 
 var (
@@ -97,6 +100,9 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		subs:   map[*subscriber]struct{}{},
 		movers: map[string]*mover{},
 		closed: make(chan struct{}),
+
+		discover:   make(chan struct{}, 1),
+		discovered: make(chan struct{}),
 	}
 	if t.logger == nil {
 		t.logger = slog.Default()
@@ -118,6 +124,7 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		return nil, t.connError(err)
 	}
 	t.cl = cl
+	go t.discoverWaitTopics()
 	return t, nil
 }
 
@@ -256,6 +263,7 @@ func (t *Transport) Close() error {
 		for _, m := range movers {
 			m.stop()
 		}
+		<-t.discovered
 		t.cl.Close()
 	})
 	return nil
