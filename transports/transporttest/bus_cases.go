@@ -24,6 +24,7 @@ func RunBus(t *testing.T, h Harness) {
 		{"FanOutAcrossGroups", testFanOut},
 		{"CompetingConsumers", testCompetingConsumers},
 		{"PerKeyOrder", testPerKeyOrder},
+		{"KeyOrderedConcurrency", testKeyOrderedConcurrency},
 		{"FailedMessageRedelivered", testFailedMessageRedelivered},
 		{"ForeignPayloadHandled", testForeignPayload},
 		{"CloudEventsModesAndContentTypes", testCloudEventsModes},
@@ -157,7 +158,7 @@ func testPerKeyOrder(t *testing.T, h *Harness) {
 	e.run(b)
 	const n = 200
 	e.publish(b, n, func(i int) string { return fmt.Sprintf("key-%d", i%5) })
-	calls := rec.waitFor(e, fmt.Sprintf("%d keyed events", n), atLeast(n))
+	calls := rec.waitProgress(e, fmt.Sprintf("%d keyed events", n), atLeast(n))
 	last := map[string]int{}
 	for _, c := range calls {
 		if prev, ok := last[c.Event.Key]; ok && c.Event.Seq < prev {
@@ -460,5 +461,72 @@ func waitClosed(t *testing.T, h *Harness, ch <-chan struct{}, what string) {
 	case <-ch:
 	case <-time.After(h.Timeout):
 		t.Fatalf("timed out after %v waiting for %s", h.Timeout, what)
+	}
+}
+
+func testKeyOrderedConcurrency(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	probe, err := e.tr.Subscriber("probe-" + e.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, concurrent := probe.(transports.ConcurrentConsumer)
+	_ = probe.Close()
+	if !concurrent || !e.tr.Features().OrderedPerKey {
+		t.Skip("transport's subscribers are no transports.ConcurrentConsumer")
+	}
+	b := e.newBus(bus.Config{})
+	group := e.group("keyed")
+	const n, keys, workers = 10000, 100, 16
+	var (
+		mu       sync.Mutex
+		attempts = map[int]int{}
+		running  int
+		peak     int
+	)
+	rec := newRecorder()
+	mustSubscribeOpts(t, b, group, func(ctx context.Context, ev Event) error {
+		mu.Lock()
+		attempts[ev.Seq]++
+		failing := attempts[ev.Seq] == 1 && ev.Seq%20 == 7 // 5% fail once
+		running++
+		peak = max(peak, running)
+		mu.Unlock()
+		defer func() { mu.Lock(); running--; mu.Unlock() }()
+		time.Sleep(time.Duration(ev.Seq%3) * 100 * time.Microsecond) // a handler's own work
+		if failing {
+			return fmt.Errorf("event %d: transient failure", ev.Seq)
+		}
+		rec.record(ctx, ev)
+		return nil
+	}, fastRetry, bus.WithConcurrency(workers))
+	e.run(b)
+	items := make([]bus.BatchItem, 0, 500)
+	for i := range n {
+		key := fmt.Sprintf("k%d", i%keys)
+		items = append(items, bus.Item(Event{Run: e.id, Seq: i, Key: key}, bus.WithKey(key)))
+		if len(items) == cap(items) {
+			if _, err := bus.PublishBatch(context.Background(), b, items...); err != nil {
+				t.Fatal(err)
+			}
+			items = items[:0]
+		}
+	}
+	calls := rec.waitProgress(e, fmt.Sprintf("%d keyed events", n), atLeast(n))
+	last := map[string]int{}
+	for _, c := range calls {
+		if prev, ok := last[c.Event.Key]; ok && c.Event.Seq < prev {
+			t.Errorf("key %s: event %d handled after %d", c.Event.Key, c.Event.Seq, prev)
+		}
+		last[c.Event.Key] = max(last[c.Event.Key], c.Event.Seq)
+	}
+	if len(calls) != n {
+		t.Errorf("%d handled for %d events", len(calls), n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d events over %d keys, %d workers: at most %d handlers at once", n, keys, workers, peak)
+	if peak < 2 {
+		t.Errorf("at most %d handler at once with %d workers: nothing ran in parallel", peak, workers)
 	}
 }

@@ -162,7 +162,7 @@ func testDelayAtScale(t *testing.T, h *Harness) {
 	}
 	long := *h
 	long.Timeout = h.Timeout + tier
-	calls := f.rec.waitFor(&env{t: t, h: &long}, fmt.Sprintf("%d redeliveries", n), atLeast(n))
+	calls := f.rec.waitProgress(&env{t: t, h: &long}, fmt.Sprintf("%d redeliveries", n), atLeast(n))
 	late := make([]time.Duration, 0, n)
 	f.mu.Lock()
 	for _, c := range calls {
