@@ -229,7 +229,10 @@ func (p *pump) fetch(noBlock bool) ([]goredis.XMessage, error) {
 		// A strict pump reads nothing new while another consumer, maybe a
 		// predecessor whose liveness key is not stale yet, holds pending
 		// entries: they are older than anything new.
-		p.sleep(min(time.Until(p.nextClaim), time.Until(p.startupUntil)))
+		p.mu.Lock()
+		wait := p.waitLocked() // acks to flush, nacked entries due
+		p.mu.Unlock()
+		p.pause(max(min(time.Until(p.nextClaim), time.Until(p.startupUntil), wait), time.Millisecond))
 		return nil, nil
 	}
 	block := time.Duration(-1) // go-redis: no BLOCK argument
