@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/busline/busline/transports/kafka"
 )
@@ -138,5 +141,51 @@ func TestWaitTimestampAheadIsCapped(t *testing.T) {
 	t.Logf("delivered after %v (stamped an hour ahead) and %v (stamped now)", got["skewed-0"], got["skewed-1"])
 	if got["skewed-0"] > 10*time.Second || got["skewed-1"] > 10*time.Second {
 		t.Errorf("a record stamped an hour ahead held its wait topic: %v", got)
+	}
+}
+
+// TestMoveFailureRetried: the brokers refuse the mover's produces to the
+// destination a few times; the mover commits nothing it did not move,
+// reads the records again and delivers every one.
+func TestMoveFailureRetried(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	tr := open(t, testConfig(c.ListenAddrs()))
+	topic := unique("refused")
+	sub, err := tr.Subscriber("refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.TopicAuthorizationFailed, Count: 3})
+	defer h.Remove()
+	const n = 50
+	batch := make([]*message.Message, 0, n)
+	for i := range n {
+		batch = append(batch, message.NewMessage(fmt.Sprintf("r-%d", i), []byte("{}")))
+	}
+	if err := tr.PublishDelayed(ctx, topic, 300*time.Millisecond, batch...); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	timeout := time.After(60 * time.Second)
+	for len(got) < n {
+		select {
+		case m := <-msgs:
+			got[m.UUID]++
+			m.Ack()
+		case <-timeout:
+			t.Fatalf("%d of %d delayed messages delivered within 60s", len(got), n)
+		}
+	}
+	t.Logf("%d produce requests of the mover refused; %d of %d delivered", h.Hits(), len(got), n)
+	if h.Hits() == 0 {
+		t.Error("no produce to the destination was refused: the test proves nothing")
 	}
 }
