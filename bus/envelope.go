@@ -74,6 +74,14 @@ func withMetadata(ctx context.Context, md *Metadata) context.Context {
 	return context.WithValue(ctx, metadataKey{}, md)
 }
 
+// ReadMetadata returns the Metadata a handler of group would get for a
+// message with Watermill UUID uuid and metadata raw, consumed from topic,
+// at its first attempt: what MetadataFrom returns, for tools and test kits
+// that see messages outside a handler (package bustest).
+func ReadMetadata(raw message.Metadata, uuid, topic, group string) Metadata {
+	return *readMetadata(raw, uuid, topic, group)
+}
+
 // readMetadata decodes the CloudEvents attributes in raw, the metadata of
 // the message with Watermill UUID uuid. Missing or malformed attributes leave
 // their field zero: a message from another client is handled as long as its

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"sync"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -136,26 +135,11 @@ func (r *recorder) Diverted(ctx context.Context, d bus.Delivery, msg *message.Me
 // metadata returns what bus.MetadataFrom would return to a handler of rec's
 // message (for a publish: to its first handler, with Group empty).
 func (rec record) metadata() bus.Metadata {
-	md := bus.Metadata{
-		ID:            rec.raw.Get(bus.MetaID),
-		Event:         rec.event,
-		Source:        rec.raw.Get(bus.MetaSource),
-		Topic:         rec.topic,
-		Group:         rec.group,
-		Key:           rec.raw.Get(bus.MetaPartitionKey),
-		CorrelationID: rec.raw.Get(bus.MetaCorrelationID),
-		CausationID:   rec.raw.Get(bus.MetaCausationID),
-		Attempt:       max(rec.attempt, 1),
-		Raw:           rec.raw,
-	}
-	if md.ID == "" {
-		md.ID = rec.id
-	}
+	md := bus.ReadMetadata(rec.raw, rec.id, rec.topic, rec.group)
+	md.Event = rec.event
+	md.Attempt = max(rec.attempt, 1)
 	if t := rec.raw.Get(wire.MetaTopic); t != "" {
 		md.Topic = t // consumed from a lane: the event's own topic
-	}
-	if t, err := time.Parse(time.RFC3339Nano, rec.raw.Get(bus.MetaTime)); err == nil {
-		md.PublishedAt = t
 	}
 	return md
 }

@@ -53,9 +53,14 @@ func WithObserver(obs bus.Observer) OpenOption {
 }
 
 // Open opens c's transport and returns a bus on it that closes the
-// transport when it closes. logger nil means slog.Default().
-func (c *Config) Open(ctx context.Context, logger *slog.Logger) (*bus.Bus, error) {
-	return c.open(ctx, openOptions{logger: logger})
+// transport when it closes. logger nil means slog.Default(); a WithLogger
+// among opts wins over it.
+func (c *Config) Open(ctx context.Context, logger *slog.Logger, opts ...OpenOption) (*bus.Bus, error) {
+	o := openOptions{logger: logger}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return c.open(ctx, o)
 }
 
 func (c *Config) open(ctx context.Context, o openOptions) (*bus.Bus, error) {

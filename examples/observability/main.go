@@ -134,17 +134,10 @@ func start(ctx context.Context, yaml []byte, lookupEnv func(string) (string, boo
 	if err != nil {
 		return nil, err
 	}
-	t, err := cfg.OpenTransport(ctx, logger)
-	if err != nil {
+	if s.bus, err = cfg.Open(ctx, logger, config.WithObserver(obs)); err != nil {
 		return nil, err
 	}
-	bc := cfg.BusConfig()
-	bc.Logger, bc.Observer, bc.CloseTransport = logger, obs, true
-	if s.bus, err = bus.New(t, bc); err != nil {
-		_ = t.Close()
-		return nil, err
-	}
-	s.topic = bc.Topics[OrderPlaced{}.EventName()]
+	s.topic = cfg.Topics[OrderPlaced{}.EventName()]
 	if err := bus.Subscribe(s.bus, "billing", s.bill); err != nil {
 		return nil, err
 	}

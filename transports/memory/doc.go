@@ -14,6 +14,24 @@
 //
 // It registers itself as kind "memory".
 //
+// # Delays
+//
+// The transport is a transports.Delayer: a delayed redelivery or a
+// scheduled publish (bus.WithDelay) waits in a timer heap, one per
+// transport, served by one timer armed for the earliest due time
+// (time.AfterFunc, or Config.Clock's); a waiting message holds nothing else
+// (no consumer, no goroutine). When due it is published to its topic like any message, so
+// every group provisioned then receives it. Any delay is accepted;
+// Config.Clock drives the heap in tests (see package bustest). Waiting
+// messages are lost with the process or on Close, like every message here.
+//
+// # Concurrency and inspection
+//
+// Subscribers are transports.ConcurrentConsumer, so a subscription with
+// concurrency N keeps per-key order across N workers. The transport is a
+// transports.Inspector (Groups, Backlog) and a transports.Browser (Browse),
+// which read without changing anything.
+//
 // # Persistence
 //
 // None. Messages live only as long as the Transport: they are lost when the
