@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -677,11 +678,12 @@ func unmarshal(r *kgo.Record) *message.Message {
 	for _, h := range r.Headers {
 		size += len(h.Value)
 	}
-	buf := make([]byte, 0, size)
+	var sb strings.Builder
+	sb.Grow(size)
 	for _, h := range r.Headers {
-		buf = append(buf, h.Value...)
+		sb.Write(h.Value)
 	}
-	values := string(buf)
+	values := sb.String()
 	var id string
 	at := 0
 	for _, h := range r.Headers {
