@@ -6,7 +6,7 @@
 //	busctl config validate [--connect] FILE
 //	busctl config show FILE
 //	busctl publish --config FILE --event NAME [--key K] (--data JSON | --file F)
-//	busctl tail --config FILE TOPIC [--group G] [--count N] [--history] [--json]
+//	busctl tail --config FILE TOPIC [--group G] [--count N] [--history] [--create] [--json]
 //	busctl poison list    --config FILE --group G (--topic T | --event NAME) [--id ID ...] [--older-than D] [--json]
 //	busctl poison show    --config FILE --group G (--topic T | --event NAME) --id ID [--json]
 //	busctl poison replay  --config FILE --group G (--topic T | --event NAME) (--all | --id ID ... | --older-than D) [--rate N] [--json]
@@ -29,7 +29,8 @@
 //	1    failed: invalid configuration, broker unreachable, purge not
 //	     confirmed, the group has no poison lane for the topic (a misspelt
 //	     --group, --topic or --event: the message names the groups that
-//	     have one, and nothing was created), or an operation stopped
+//	     have one, and nothing was created), tail of a topic that does not
+//	     exist (without --create; nothing was created), or an operation stopped
 //	     part-way (the message says how many messages were done and that
 //	     the rest are still in the lane)
 //	2    bad command line: unknown command or flag, missing --config, --group,

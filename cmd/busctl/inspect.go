@@ -36,6 +36,11 @@ type groupInspector interface {
 	// matching errNotListable where the broker cannot list them (AMQP 0-9-1
 	// has no operation that lists queues).
 	Groups(ctx context.Context, topic string) ([]string, error)
+
+	// TopicExists reports whether topic exists on the broker: its stream
+	// (Redis), exchange (RabbitMQ) or topic (Kafka), made by the first
+	// publish or subscription.
+	TopicExists(ctx context.Context, topic string) (bool, error)
 }
 
 // errNotListable is returned by Groups where the broker cannot list groups.
@@ -126,6 +131,36 @@ func (i inspectorOf) Groups(ctx context.Context, topic string) ([]string, error)
 	return i.in.Groups(ctx, topic)
 }
 
+// TopicExists is true: a transports.Inspector can tell a topic with no
+// group from one that does not exist, where messages are kept, only through
+// a method it does not have (see the package README).
+func (i inspectorOf) TopicExists(context.Context, string) (bool, error) { return true, nil }
+
+// checkTopic returns nil when topic exists on t's broker, or when busctl
+// cannot tell without writing, and otherwise an error saying nothing was
+// created.
+func checkTopic(ctx context.Context, t transports.Transport, conn *connFlags, kind, topic string) error {
+	ctx, cancel := context.WithTimeout(ctx, conn.timeout)
+	defer cancel()
+	gi, release, err := inspectorFor(ctx, t)
+	if err != nil {
+		return unreachable(kind, conn, err)
+	}
+	defer release()
+	if gi == nil {
+		return nil
+	}
+	ok, err := gi.TopicExists(ctx, topic)
+	switch {
+	case err != nil:
+		return fmt.Errorf("check that topic %s exists: %w (nothing was changed)", topic, err)
+	case !ok:
+		return fmt.Errorf("topic %s does not exist on the %s broker: nothing has been published to it or consumed from it, and nothing was created; check the name (a topic, or an event under topics: in %s), or pass --create to create it and wait for its first messages",
+			topic, kind, conn.config)
+	}
+	return nil
+}
+
 // redisInspector reads consumer groups with XINFO GROUPS, which creates
 // nothing.
 type redisInspector struct{ t *redis.Transport }
@@ -149,6 +184,11 @@ func (r redisInspector) Groups(ctx context.Context, topic string) ([]string, err
 	}
 	slices.Sort(groups)
 	return groups, nil
+}
+
+func (r redisInspector) TopicExists(ctx context.Context, topic string) (bool, error) {
+	n, err := r.t.Client().Exists(ctx, r.t.Stream(topic)).Result()
+	return n > 0, err
 }
 
 func isNoSuchKey(err error) bool {
@@ -208,6 +248,23 @@ func (r *rabbitInspector) GroupExists(_ context.Context, topic, group string) (b
 	}
 	// A passive declare only checks; a missing queue closes the channel.
 	_, err = ch.QueueDeclarePassive(rabbitmq.QueueName(topic, group), true, false, false, false, nil)
+	var ae *amqp.Error
+	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_ = ch.Close()
+	return true, nil
+}
+
+func (r *rabbitInspector) TopicExists(_ context.Context, topic string) (bool, error) {
+	ch, err := r.conn.Channel()
+	if err != nil {
+		return false, err
+	}
+	err = ch.ExchangeDeclarePassive(rabbitmq.ExchangeName(topic), amqp.ExchangeFanout, true, false, false, false, nil)
 	var ae *amqp.Error
 	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
 		return false, nil
@@ -283,6 +340,11 @@ func (k *kafkaInspector) GroupExists(ctx context.Context, topic, group string) (
 		groups, err := k.Groups(ctx, topic)
 		return slices.Contains(groups, group), err
 	}
+	topics, err := k.topics(ctx)
+	return slices.Contains(topics, topic), err
+}
+
+func (k *kafkaInspector) TopicExists(ctx context.Context, topic string) (bool, error) {
 	topics, err := k.topics(ctx)
 	return slices.Contains(topics, topic), err
 }

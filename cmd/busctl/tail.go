@@ -16,6 +16,7 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/memory"
 )
 
 // tailFlags are the flags of busctl tail.
@@ -24,13 +25,14 @@ type tailFlags struct {
 	group   string
 	count   int
 	history bool
+	create  bool
 	asJSON  bool
 }
 
 func newTailCmd(c *cli) *cobra.Command {
 	var f tailFlags
 	cmd := &cobra.Command{
-		Use:   "tail --config FILE TOPIC [--group G] [--count N] [--history] [--json]",
+		Use:   "tail --config FILE TOPIC [--group G] [--count N] [--history] [--create] [--json]",
 		Short: "print a topic's messages as they arrive, in an ephemeral group of its own",
 		Long: `Prints the messages published on TOPIC as they arrive: metadata, then payload.
 TOPIC may also be an event name that the config's topics: maps to its topic.
@@ -38,7 +40,9 @@ tail consumes in a consumer group of its own, busctl-tail-<random>, so the
 services' groups keep every message; it deletes that group when it stops
 (Ctrl-C, --count reached, or an error). On Redis and Kafka a new group starts
 at the beginning of the topic: tail skips messages published before it started
-unless --history is given.`,
+unless --history is given. A topic that does not exist on the broker (nothing
+was ever published to it or consumed from it: a misspelt name, most likely)
+is an error, and nothing is created, unless --create is given.`,
 		Example: `  busctl tail --config shop.yaml orders.placed --count 1
   busctl tail --config shop.yaml shop.orders --json --history`,
 		Args:              oneArg("TOPIC"),
@@ -50,6 +54,7 @@ unless --history is given.`,
 	fs.StringVar(&f.group, "group", "", "consume as group `G` and keep it on exit, instead of an ephemeral group (never a group of the config's subscriptions)")
 	fs.IntVar(&f.count, "count", 0, "stop after `N` messages (0: until interrupted)")
 	fs.BoolVar(&f.history, "history", false, "also print messages published before tail started (Redis and Kafka keep them)")
+	fs.BoolVar(&f.create, "create", false, "tail a topic that does not exist yet, creating it (without, a topic nothing has used is an error and nothing is created)")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object per message")
 	return cmd
 }
@@ -79,6 +84,11 @@ func runTail(ctx context.Context, c *cli, f *tailFlags, topic string) error {
 	if mapped, ok := cfg.Topics[topic]; ok {
 		fmt.Fprintf(c.stderr, "busctl: event %s is published on topic %s (topics: in %s): tailing that\n", topic, mapped, f.conn.config)
 		topic = mapped
+	}
+	if !f.create && cfg.Transport.Kind != memory.Kind {
+		if err := checkTopic(ctx, t, &f.conn, cfg.Transport.Kind, topic); err != nil {
+			return err
+		}
 	}
 	start := time.Now()
 	removed := false

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -246,4 +247,29 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestTailUnknownTopic tails a topic nothing has used, on every broker: it
+// is an error and the broker holds nothing more for it; with --create, tail
+// waits on it.
+func TestTailUnknownTopic(t *testing.T) {
+	for _, b := range brokers(t) {
+		t.Run(strings.ToUpper(b.kind[:1])+b.kind[1:], func(t *testing.T) {
+			t.Parallel()
+			topic := "orders.placed." + uniqueID()
+			path := writeConfig(t, b, topic)
+			before := brokerObjects(t, b, topic)
+			expectExit(t, 1, "topic "+topic+" does not exist on the "+b.kind+" broker", "tail", "--config", path, topic)
+			if after := brokerObjects(t, b, topic); !slices.Equal(before, after) {
+				t.Errorf("tail of an unknown topic changed the broker:\nbefore %v\nafter  %v", before, after)
+			}
+			p := startTail(t, "--config", path, "--create", topic)
+			if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(t); code != 0 {
+				t.Errorf("tail --create: exit %d\n%s", code, p.stderr.String())
+			}
+		})
+	}
 }
