@@ -10,8 +10,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports/redis"
+	"github.com/busline/busline/wire"
 )
 
 // warnings records the log records at Warn and above.
@@ -59,7 +59,7 @@ func TestClusterDelays(t *testing.T) {
 	w := &warnings{}
 	tr := open(t, redis.Config{ClusterAddrs: []string{srv.addr}, Logger: slog.New(w)})
 	topic, group := uniq("cluster"), uniq("billing")
-	lane := middleware.RetryTopic(topic, group)
+	lane := wire.RetryTopic(topic, group)
 	for _, to := range []string{topic, lane} {
 		if err := tr.ProvisionGroup(ctx, to, group); err != nil {
 			t.Fatal(err)

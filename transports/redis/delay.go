@@ -10,6 +10,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/busline/busline/wire"
 )
 
 // Delayed entries wait in a sorted set per destination stream, scored by
@@ -295,7 +297,7 @@ func (t *Transport) moveOnce(ctx context.Context, topic, key string, limit int) 
 		approx = "~"
 	}
 	switch {
-	case isLane(topic):
+	case wire.IsLane(topic): // lanes are never trimmed
 	case t.cfg.MaxLen > 0:
 		trim, threshold = "MAXLEN", t.cfg.MaxLen
 	case t.cfg.MinIDAge > 0:

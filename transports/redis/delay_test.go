@@ -16,6 +16,7 @@ import (
 	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports/redis"
 	"github.com/busline/busline/transports/transporttest"
+	"github.com/busline/busline/wire"
 )
 
 // Two movers running at once move each due member exactly once: 2,000
@@ -87,7 +88,7 @@ func TestDelayedLaneNotTrimmed(t *testing.T) {
 	topic := uniq("dtrim")
 	t.Cleanup(func() { dropStreams(tr, topic) })
 	ctx := context.Background()
-	lane := middleware.RetryTopic(topic, "billing")
+	lane := wire.RetryTopic(topic, "billing")
 	const n = 8
 	for _, to := range []string{lane, topic} {
 		msgs := make([]*message.Message, n)
@@ -331,16 +332,16 @@ func TestKeysPerGroupWithThreeTiers(t *testing.T) {
 	ctx := context.Background()
 	var keys []string
 	waitFor(t, 10*time.Second, "the failed event in the retry lane's delayed set", func() bool {
-		c, _ := raw.ZCard(ctx, tr.DelayedKey(middleware.RetryTopic(topic, group))).Result()
+		c, _ := raw.ZCard(ctx, tr.DelayedKey(wire.RetryTopic(topic, group))).Result()
 		keys, _ = raw.Keys(ctx, "*"+topic+"*").Result()
 		return c == 1
 	})
 	slices.Sort(keys)
 	want := []string{
 		tr.Stream(topic),
-		tr.Stream(middleware.PoisonTopic(topic, group)),
-		tr.Stream(middleware.RetryTopic(topic, group)),
-		tr.DelayedKey(middleware.RetryTopic(topic, group)),
+		tr.Stream(wire.PoisonTopic(topic, group)),
+		tr.Stream(wire.RetryTopic(topic, group)),
+		tr.DelayedKey(wire.RetryTopic(topic, group)),
 	}
 	slices.Sort(want)
 	if !slices.Equal(keys, want) {

@@ -8,8 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/busline/busline/bus"
-	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/wire"
 )
 
 // Fields of a stream entry besides the metadata.
@@ -43,14 +42,14 @@ func encode(msg *message.Message) ([]any, error) {
 	for _, k := range keys {
 		vals = append(vals, k, msg.Metadata[k])
 	}
-	if msg.UUID != msg.Metadata.Get(bus.MetaID) {
+	if msg.UUID != msg.Metadata.Get(wire.MetaID) {
 		vals = append(vals, FieldUUID, msg.UUID)
 	}
 	return append(vals, FieldPayload, []byte(msg.Payload)), nil
 }
 
 // decode reads an entry as a message. The entry id is set as metadata
-// middleware.PositionMetadataKey.
+// wire.PositionMetadataKey.
 func decode(e goredis.XMessage) (*message.Message, error) {
 	payload, ok := e.Values[FieldPayload]
 	if !ok {
@@ -79,13 +78,13 @@ func decode(e goredis.XMessage) (*message.Message, error) {
 	}
 	uuid, _ := e.Values[FieldUUID].(string)
 	if uuid == "" {
-		uuid = md.Get(bus.MetaID)
+		uuid = md.Get(wire.MetaID)
 	}
 	if uuid == "" {
 		uuid = e.ID
 	}
 	msg := message.NewMessage(uuid, []byte(body))
-	md[middleware.PositionMetadataKey] = e.ID
+	md[wire.PositionMetadataKey] = e.ID
 	msg.Metadata = md
 	return msg, nil
 }
@@ -109,8 +108,8 @@ func poisonValues(e goredis.XMessage, topic, group string, cause error, now time
 			md[k] = s
 		}
 	}
-	f := middleware.Failure{FirstFailure: now, LastFailure: now}
-	f.Reason = middleware.ReasonMalformed
+	f := wire.Failure{FirstFailure: now, LastFailure: now}
+	f.Reason = wire.ReasonMalformed
 	f.Error = cause.Error()
 	f.ErrorType = fmt.Sprintf("%T", cause)
 	f.Attempts = 1
@@ -118,7 +117,7 @@ func poisonValues(e goredis.XMessage, topic, group string, cause error, now time
 	f.Topic = topic
 	f.Position = e.ID
 	f.Write(md)
-	if md.Get(bus.MetaID) == "" && md.Get(FieldUUID) == "" {
+	if md.Get(wire.MetaID) == "" && md.Get(FieldUUID) == "" {
 		md[FieldUUID] = e.ID
 	}
 	keys := make([]string, 0, len(md))

@@ -12,8 +12,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/bus"
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports/redis"
+	"github.com/busline/busline/wire"
 )
 
 // An entry another client wrote with plain XADD and CloudEvents fields is
@@ -56,7 +56,7 @@ func TestMalformedEntriesPoisonedAndInterop(t *testing.T) {
 		return err == nil && len(list) >= 2
 	})
 	for _, p := range list {
-		if p.Failure.Reason != middleware.ReasonMalformed || p.Failure.Group != group || p.Failure.Position == "" {
+		if p.Failure.Reason != wire.ReasonMalformed || p.Failure.Group != group || p.Failure.Position == "" {
 			t.Errorf("poisoned entry %s: reason %q group %q position %q, want malformed, %s and the entry id", p.ID, p.Failure.Reason, p.Failure.Group, p.Failure.Position, group)
 		}
 	}

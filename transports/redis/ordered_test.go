@@ -14,8 +14,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/busline/busline/bus"
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports/redis"
+	"github.com/busline/busline/wire"
 )
 
 // With one worker (bus concurrency 1, as ordered subscriptions have) a
@@ -103,7 +103,7 @@ func TestFailedPoisonWriteNotOvertaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := rawClient(t, redisAddr())
-	lane := tr.Stream(middleware.PoisonTopic(topic, group))
+	lane := tr.Stream(wire.PoisonTopic(topic, group))
 	if err := raw.Set(ctx, lane, "not a stream", 0).Err(); err != nil {
 		t.Fatal(err)
 	}

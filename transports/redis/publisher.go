@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/wire"
 )
 
 type publisher struct {
@@ -69,7 +68,7 @@ func (t *Transport) publish(topic string, msgs []*message.Message) error {
 func (t *Transport) xaddArgs(topic string, vals []any) *goredis.XAddArgs {
 	a := &goredis.XAddArgs{Stream: t.Stream(topic), Values: vals, Approx: !t.cfg.ExactTrim}
 	switch {
-	case isLane(topic):
+	case wire.IsLane(topic): // lanes are never trimmed
 		a.Approx = false
 	case t.cfg.MaxLen > 0:
 		a.MaxLen = t.cfg.MaxLen
@@ -79,20 +78,6 @@ func (t *Transport) xaddArgs(topic string, vals []any) *goredis.XAddArgs {
 		a.Approx = false
 	}
 	return a
-}
-
-// Lane topics end in these suffixes (see middleware.RetryTopic and
-// PoisonTopic, whose names they are taken from).
-var (
-	retrySuffix  = strings.TrimPrefix(middleware.RetryTopic("t", "g"), "t.g")
-	poisonSuffix = strings.TrimPrefix(middleware.PoisonTopic("t", "g"), "t.g")
-)
-
-// isLane reports whether topic is a group's retry or poison lane, which
-// max_len and min_id_age never trim: a lane holds messages no consumer will
-// read again before someone acts on them.
-func isLane(topic string) bool {
-	return strings.HasSuffix(topic, retrySuffix) || strings.HasSuffix(topic, poisonSuffix)
 }
 
 // Close releases the publisher; the transport stays open.

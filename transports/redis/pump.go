@@ -11,8 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // flushTimeout bounds the final XACK of a closing subscription.
@@ -416,7 +416,7 @@ func (p *pump) open(e goredis.XMessage) *message.Message {
 // poison moves an unreadable entry to the group's poison lane and acks it;
 // if the lane write fails the entry is retried like a nacked one.
 func (p *pump) poison(e goredis.XMessage, cause error) {
-	laneTopic := middleware.PoisonTopic(p.topic, p.group)
+	laneTopic := wire.PoisonTopic(p.topic, p.group)
 	lane := p.t.Stream(laneTopic)
 	vals := poisonValues(e, p.topic, p.group, cause, time.Now().UTC())
 	if err := p.t.client.XAdd(p.ctx, p.t.xaddArgs(laneTopic, vals)).Err(); err != nil {

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/busline/busline/bus"
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports/redis"
 	"github.com/busline/busline/transports/transporttest"
+	"github.com/busline/busline/wire"
 )
 
 // max_len trims the main stream only: 8 events poisoned with max_len 4
@@ -34,7 +34,7 @@ func TestTrimSparesLanes(t *testing.T) {
 	transporttest.Start(t, b)
 	raw := rawClient(t, redisAddr())
 	ctx := context.Background()
-	poison := tr.Stream(middleware.PoisonTopic(topic, group))
+	poison := tr.Stream(wire.PoisonTopic(topic, group))
 	const n = 8
 	for i := range n {
 		if err := bus.Publish(ctx, b, order{Seq: i}); err != nil {
