@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/middleware"
@@ -348,4 +349,53 @@ func TestKeysPerGroupWithThreeTiers(t *testing.T) {
 		t.Errorf("keys of a topic with one group and 3 tiers: %q, want %q", keys, want)
 	}
 	t.Logf("keys for one group with 3 tiers: %q", keys)
+}
+
+// A member of a delayed set that does not parse (written by hand) neither
+// blocks the set nor disappears: it is moved as an entry the subscription
+// poisons as malformed, and the valid member behind it is delivered.
+func TestDelayedMalformedMemberPoisoned(t *testing.T) {
+	t.Parallel()
+	tr := open(t, redis.Config{})
+	topic, group := uniq("dbad"), uniq("billing")
+	t.Cleanup(func() { dropStreams(tr, topic) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := tr.ProvisionGroup(ctx, topic, group); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawClient(t, redisAddr())
+	if err := raw.ZAdd(ctx, tr.DelayedKey(topic), goredis.Z{Score: 0, Member: "not:a member"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.PublishDelayed(ctx, topic, time.Millisecond, message.NewMessage("good", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := tr.Subscriber(group)
+	defer sub.Close()
+	msgs, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-msgs:
+		m.Ack()
+		if m.UUID != "good" {
+			t.Errorf("got %s, want good", m.UUID)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the valid delayed message behind a malformed member never came")
+	}
+	lane := tr.Stream(wire.PoisonTopic(topic, group))
+	var entries []goredis.XMessage
+	waitFor(t, 10*time.Second, "the malformed member on the poison lane", func() bool {
+		entries, _ = raw.XRange(ctx, lane, "-", "+").Result()
+		return len(entries) == 1
+	})
+	if r := entries[0].Values[wire.MetaReason]; r != wire.ReasonMalformed {
+		t.Errorf("poisoned with reason %v, want %s", r, wire.ReasonMalformed)
+	}
+	if c, _ := raw.ZCard(ctx, tr.DelayedKey(topic)).Result(); c != 0 {
+		t.Errorf("delayed set still holds %d members", c)
+	}
 }
