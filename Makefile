@@ -8,7 +8,7 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 30m
 
-.PHONY: help all test test-short vet fmt-check lint vuln bench bench-quick bench-micro brokers quickstart fuzz
+.PHONY: soak help all test test-short vet fmt-check lint vuln bench bench-quick bench-micro brokers quickstart fuzz
 
 all: test
 
@@ -35,6 +35,13 @@ fmt-check:
 ## lint: vet plus staticcheck
 lint: vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+
+## soak: the long repetitions the issues measure, not part of make test (20 runs of the Kafka stop/kill scenarios, 10,000-event crash loops, -count=20 of the race-prone cases)
+soak: brokers
+	BUSLINE_SOAK=1 $(GO) test -race -count=1 -timeout 90m -run 'TestGracefulStopNoDuplicates|TestKillMidStream|TestKillRestartFiveTimes' ./transports/kafka
+	BUSLINE_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run 'TestOrderedAcrossCrashes' ./transports/redis
+	$(GO) test -race -count=20 -timeout 60m -run 'TestConformance/Universal/TestTopic' ./transports/kafka
+	$(GO) test -race -count=20 -timeout 60m -run 'TestConformance/Bus/(KeyOrdered|PerKeyOrder|CompetingConsumers)|TestConformance/Pipeline/ShutdownIsNotAFailure' ./transports/memory
 
 ## vuln: govulncheck over every package, with a database built offline from golang.org/x/vulndb
 vuln:
