@@ -13,6 +13,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel() // alongside the private-node tests, which mostly wait for their broker
 	requireBroker(t)
 	transporttest.Run(t, transporttest.Harness{
 		Kind: rabbitmq.Kind,

@@ -82,3 +82,30 @@ func TestPublishDelayedReachesEveryGroup(t *testing.T) {
 		t.Error("a delay past MaxDelay was accepted")
 	}
 }
+
+// With queue_type quorum the delay levels are quorum queues with
+// at-least-once dead-lettering, of their own names: a delayed message goes
+// through them and arrives once due.
+func TestPublishDelayedQuorum(t *testing.T) {
+	requireBroker(t)
+	tr := newTransport(t, rabbitmq.Config{QueueType: rabbitmq.QueueQuorum})
+	topic, group := ids("delay.quorum")
+	msgs := subscribe(t, tr, topic, group)
+	const d = 1500 * time.Millisecond
+	start := time.Now()
+	if err := tr.PublishDelayed(context.Background(), topic, d, message.NewMessage("q1", []byte("q"))); err != nil {
+		t.Fatalf("PublishDelayed: %v", err)
+	}
+	m := receive(t, msgs, 30*time.Second)
+	after := time.Since(start)
+	m.Ack()
+	if after < d {
+		t.Errorf("delivered %v after publishing, before its %v delay", after, d)
+	}
+	t.Logf("through quorum delay levels (%s…): %v for a %v delay", rabbitmq.DelayLevelName(rabbitmq.QueueQuorum, 0), after, d)
+	for _, h := range []string{"busline_rabbitmq_delay_to", "x-death"} {
+		if _, ok := m.Metadata[h]; ok {
+			t.Errorf("the delay levels' header %s leaked: %v", h, m.Metadata)
+		}
+	}
+}

@@ -261,6 +261,7 @@ func stopPrivateNode() {
 // machine) get their own names and ports, and starting the second leaves
 // the first running.
 func TestPrivateNodesIndependent(t *testing.T) {
+	t.Parallel()
 	a := ownPrivateNode(t, nodeOptions{})
 	b := ownPrivateNode(t, nodeOptions{})
 	if a.name == b.name || a.port == b.port || a.distPort == b.distPort {
