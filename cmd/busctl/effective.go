@@ -97,9 +97,12 @@ func toNode(v reflect.Value, skipZero bool) *yaml.Node {
 	if v.Type() == reflect.TypeFor[time.Duration]() {
 		return str(formatDuration(time.Duration(v.Int())))
 	}
-	if m, ok := v.Interface().(yaml.Marshaler); ok { // a type that says how it is written
+	if m, ok := v.Interface().(yaml.Marshaler); ok { // a type that says how it is written, such as transports.Secret
 		var n yaml.Node
 		if err := n.Encode(m); err == nil {
+			if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+				return str(n.Value) // quoted as every other string
+			}
 			return &n
 		}
 	}

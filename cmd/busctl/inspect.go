@@ -203,7 +203,8 @@ type rabbitInspector struct{ conn *amqp.Connection }
 func newRabbitInspector(ctx context.Context, cfg rabbitmq.Config) (*rabbitInspector, error) {
 	ac := amqp.Config{Properties: amqp.NewConnectionProperties()}
 	ac.Properties.SetClientConnectionName("busctl-inspect")
-	if strings.HasPrefix(cfg.URL, "amqps://") {
+	rawURL := string(cfg.URL) // a string, or a transports.SecretURL
+	if strings.HasPrefix(rawURL, "amqps://") {
 		tc, err := transports.TLSFiles{
 			CAFile: cfg.TLS.CAFile, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
 			ServerName: cfg.TLS.ServerName, InsecureSkipVerify: cfg.TLS.InsecureSkipVerify,
@@ -222,13 +223,13 @@ func newRabbitInspector(ctx context.Context, cfg rabbitmq.Config) (*rabbitInspec
 	}
 	ch := make(chan dialed, 1)
 	go func() {
-		conn, err := amqp.DialConfig(cfg.URL, ac)
+		conn, err := amqp.DialConfig(rawURL, ac)
 		ch <- dialed{conn, err}
 	}()
 	select {
 	case d := <-ch:
 		if d.err != nil {
-			return nil, transports.RedactError(d.err, transports.URLSecrets(cfg.URL)...)
+			return nil, transports.RedactError(d.err, transports.URLSecrets(rawURL)...)
 		}
 		return &rabbitInspector{conn: d.conn}, nil
 	case <-ctx.Done():
@@ -290,7 +291,7 @@ func newKafkaInspector(cfg kafka.Config) (*kafkaInspector, error) {
 	if cfg.DialTimeout > 0 {
 		opts = append(opts, kgo.DialTimeout(cfg.DialTimeout))
 	}
-	if t := cfg.TLS; t != (kafka.TLSConfig{}) {
+	if t := cfg.TLS; t.Enabled || t.CAFile != "" || t.CertFile != "" || t.ServerName != "" || t.InsecureSkipVerify {
 		tc, err := transports.TLSFiles{
 			CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify,
 		}.ClientConfig()
@@ -302,11 +303,11 @@ func newKafkaInspector(cfg kafka.Config) (*kafkaInspector, error) {
 	switch s := cfg.SASL; strings.ToUpper(s.Mechanism) {
 	case "":
 	case "PLAIN":
-		opts = append(opts, kgo.SASL(saslplain.Auth{User: s.Username, Pass: s.Password}.AsMechanism()))
+		opts = append(opts, kgo.SASL(saslplain.Auth{User: s.Username, Pass: string(s.Password)}.AsMechanism()))
 	case "SCRAM-SHA-256":
-		opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()))
+		opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: string(s.Password)}.AsSha256Mechanism()))
 	case "SCRAM-SHA-512":
-		opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()))
+		opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: string(s.Password)}.AsSha512Mechanism()))
 	default:
 		return nil, fmt.Errorf("sasl mechanism %q: busctl knows PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512", s.Mechanism)
 	}
