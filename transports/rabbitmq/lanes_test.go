@@ -3,6 +3,9 @@ package rabbitmq_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,5 +121,92 @@ func TestDeletedLaneQueuePublishFails(t *testing.T) {
 	defer conn.Close()
 	if ok, n := queueExists(t, conn, rabbitmq.QueueName(poison, group)); !ok || n != 1 {
 		t.Errorf("re-declared lane queue exists %v with %d messages, want the one published after the failure", ok, n)
+	}
+}
+
+// logLines records every log message of a transport.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logLines) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool { b.WriteString(" " + a.String()); return true })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, b.String())
+	return nil
+}
+func (l *logLines) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logLines) WithGroup(string) slog.Handler      { return l }
+func (l *logLines) has(sub ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		all := true
+		for _, s := range sub {
+			all = all && strings.Contains(line, s)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// A lane queue deleted while the connection was up is declared again on
+// the next connection, before the first publish to the lane: that publish
+// is kept.
+func TestLaneQueueRedeclaredOnReconnect(t *testing.T) {
+	n := startedPrivateNode(t)
+	logs := &logLines{}
+	tr := newTransport(t, rabbitmq.Config{URL: n.url(), ReconnectInitial: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, Logger: slog.New(logs)})
+	topic, group := ids("lanes.reconnect")
+	poison := wire.PoisonTopic(topic, group)
+	if err := tr.ProvisionGroup(context.Background(), poison, group); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := tr.Publisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(poison, message.NewMessage("before", nil)); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(n.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDelete(rabbitmq.QueueName(poison, group), false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close()
+	if _, err := n.ctl("close_all_connections", "test: reconnect"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !logs.has("reconnected", "role=publish") {
+		if time.Now().After(deadline) {
+			t.Fatal("the publish connection did not reconnect within 30s")
+		}
+		time.Sleep(20 * time.Millisecond) // polling the transport's log
+	}
+	if err := pub.Publish(poison, message.NewMessage("after", nil)); err != nil {
+		t.Fatalf("first lane publish on the new connection: %v", err)
+	}
+	conn, err = amqp.Dial(n.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if ok, msgs := queueExists(t, conn, rabbitmq.QueueName(poison, group)); !ok || msgs != 1 {
+		t.Errorf("lane queue after reconnecting: exists %v with %d messages, want it re-declared with the message published after", ok, msgs)
 	}
 }
