@@ -85,6 +85,9 @@ type worker struct {
 	// a transport that is no transports.Delayer.
 	waitDue bool
 	delays  []time.Duration
+	// keyed, above 1, makes the worker one consumer whose messages run on
+	// keyed workers by key (see consumeKeyed).
+	keyed int
 	// running counts the subscription's handlers running, for Close's
 	// report of those that do not stop.
 	running *atomic.Int64
@@ -168,6 +171,9 @@ func (b *Bus) Run(ctx context.Context) error {
 
 // start subscribes w and runs its loop. b.mu is held.
 func (b *Bus) start(w worker) error {
+	if c, ok := w.sub.(transports.ConcurrentConsumer); ok && w.keyed > 1 {
+		return b.consumeKeyed(c, w)
+	}
 	if c, ok := w.sub.(transports.Consumer); ok {
 		return b.consume(c, w)
 	}

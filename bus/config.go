@@ -65,7 +65,12 @@ type Config struct {
 // SubscriptionConfig holds the settings of one subscription.
 type SubscriptionConfig struct {
 	// Concurrency is how many messages of the subscription are handled at
-	// once. More than one gives up per-key order. Default: 1.
+	// once. Where the transport's subscribers are
+	// transports.ConcurrentConsumer, one consumer per topic spreads its
+	// messages over Concurrency workers by key (ce_partitionkey): different
+	// keys run in parallel and each key keeps its order. Elsewhere they are
+	// Concurrency competing consumers, and more than one gives up per-key
+	// order. Default: 1.
 	Concurrency int
 
 	// Timeout bounds each handler attempt; the handler's context is

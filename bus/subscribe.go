@@ -180,12 +180,19 @@ func (b *Bus) addWorkers(event, group, topic, key string, running *atomic.Int64,
 	}
 	mainHandle, retryHandle := pipeline(topic), pipeline(retry)
 	var workers []worker
-	for range cfg.Concurrency {
-		workers = append(workers,
-			worker{sub: sub, topic: topic, handle: mainHandle, running: running},
-			// Where the transport cannot delay, redeliveries reach the lane
-			// early and the worker waits for them (bounded; see WaitDue).
-			worker{sub: sub, topic: retry, handle: retryHandle, waitDue: !native, delays: cfg.Delays, running: running})
+	// Where the transport cannot delay, redeliveries reach the retry lane
+	// early and its workers wait for them (bounded; see WaitDue).
+	mainW := worker{sub: sub, topic: topic, handle: mainHandle, running: running}
+	retryW := worker{sub: sub, topic: retry, handle: retryHandle, waitDue: !native, delays: cfg.Delays, running: running}
+	if _, ok := sub.(transports.ConcurrentConsumer); ok && cfg.Concurrency > 1 {
+		// One consumer per topic, its messages spread over Concurrency
+		// workers by key: different keys in parallel, each in order.
+		mainW.keyed, retryW.keyed = cfg.Concurrency, cfg.Concurrency
+		workers = append(workers, mainW, retryW)
+	} else {
+		for range cfg.Concurrency {
+			workers = append(workers, mainW, retryW)
+		}
 	}
 	health := b.track(key, Subscription{Event: event, Group: group, Topic: topic, Retry: retry, Poison: wire.PoisonTopic(topic, group)}, topic, retry)
 	for i := range workers {

@@ -111,6 +111,26 @@ type Consumer interface {
 	Consume(ctx context.Context, topic string, handle func(*message.Message)) (done <-chan struct{}, err error)
 }
 
+// ConcurrentConsumer is implemented by subscribers that can keep several
+// messages of a topic in flight on one consumer and settle them in any
+// order. The bus uses it for key-ordered concurrency: one consumer per
+// topic hands messages, in delivery order, to workers chosen by the
+// message's key, so that different keys run in parallel while each key
+// keeps its order.
+type ConcurrentConsumer interface {
+	// ConsumeConcurrent calls handle with the messages of topic in delivery
+	// order, one call at a time on one goroutine, like Consume; but handle
+	// need not settle a message before it returns. At most limit messages
+	// are unsettled at once: the next call waits for a settlement. Each
+	// message is settled by its Ack or Nack, in any order, also after ctx is
+	// done: ctx only stops new calls. done is closed once the last call
+	// returned and every message handed out was settled, or given back to
+	// the broker because the subscriber or transport closed. Where acks
+	// must be committed in order (Kafka), only the contiguous acked prefix
+	// is committed.
+	ConsumeConcurrent(ctx context.Context, topic string, limit int, handle func(*message.Message)) (done <-chan struct{}, err error)
+}
+
 // Handle runs handle for msg the way Consume must: with ctx as the message's
 // context, then reports whether handle acked it. A message nacked, or neither
 // acked nor nacked, reports false.

@@ -37,7 +37,11 @@ type subscriber struct {
 	wg     sync.WaitGroup
 }
 
-var _ message.SubscribeInitializer = (*subscriber)(nil)
+var (
+	_ message.SubscribeInitializer  = (*subscriber)(nil)
+	_ transports.Consumer           = (*subscriber)(nil)
+	_ transports.ConcurrentConsumer = (*subscriber)(nil)
+)
 
 // SubscribeInitialize provisions the group's queue on topic.
 func (s *subscriber) SubscribeInitialize(topic string) error {
@@ -164,4 +168,64 @@ func (s *subscriber) Close() error {
 	s.once.Do(func() { close(s.closed) })
 	s.wg.Wait()
 	return nil
+}
+
+// ConsumeConcurrent is Consume with up to limit messages in flight, settled
+// in any order: see transports.ConcurrentConsumer. A message nacked goes
+// back to the head of the queue; one unsettled when the subscriber or the
+// transport closes goes back too.
+func (s *subscriber) ConsumeConcurrent(ctx context.Context, topic string, limit int, handle func(*message.Message)) (<-chan struct{}, error) {
+	if limit < 1 {
+		limit = 1
+	}
+	done := make(chan struct{})
+	err := s.start(ctx, topic, func(ctx context.Context, q *queue) {
+		var outcomes sync.WaitGroup
+		defer func() {
+			outcomes.Wait()
+			close(done)
+		}()
+		slots := make(chan struct{}, limit)
+		for {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			m, ok := q.pop(ctx)
+			if !ok {
+				return
+			}
+			d := m.Copy()
+			d.SetContext(ctx)
+			outcomes.Go(func() {
+				defer func() { <-slots }()
+				select {
+				case <-d.Acked():
+					q.acked()
+				case <-d.Nacked():
+					q.requeue(m)
+				case <-s.closed:
+					s.giveBack(q, m, d)
+				case <-s.t.closed:
+					s.giveBack(q, m, d)
+				}
+			})
+			handle(d)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// giveBack returns m to q unless its delivery d was acked after all.
+func (s *subscriber) giveBack(q *queue, m, d *message.Message) {
+	select {
+	case <-d.Acked():
+		q.acked()
+	default:
+		q.requeue(m)
+	}
 }
