@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports/rabbitmq"
 	"github.com/busline/busline/wire"
 )
@@ -208,5 +209,46 @@ func TestLaneQueueRedeclaredOnReconnect(t *testing.T) {
 	defer conn.Close()
 	if ok, msgs := queueExists(t, conn, rabbitmq.QueueName(poison, group)); !ok || msgs != 1 {
 		t.Errorf("lane queue after reconnecting: exists %v with %d messages, want it re-declared with the message published after", ok, msgs)
+	}
+}
+
+// Through the bus: a message whose poison lane queue an operator deleted is
+// not acked into nowhere: it reaches the (re-declared) poison queue, and
+// leaves the group's queue only then.
+func TestPoisonAfterLaneQueueDeletedNotLost(t *testing.T) {
+	requireBroker(t)
+	tr := newTransport(t, rabbitmq.Config{})
+	topic, group := ids("lanes.bus")
+	b := newBus(t, tr, topic, func(b *bus.Bus) {
+		err := bus.Subscribe(b, group, func(ctx context.Context, e OrderPlaced) error {
+			return bus.Permanent(errors.New("always fails"))
+		})
+		if err != nil {
+			t.Fatalf("Subscribe: %v", err)
+		}
+	})
+	poisonQueue := rabbitmq.QueueName(wire.PoisonTopic(topic, group), group)
+	raw := rawChannel(t)
+	if _, err := raw.QueueDelete(poisonQueue, false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Publish(context.Background(), b, OrderPlaced{Order: "poison", Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, n := queueExists(t, conn, poisonQueue)
+		if ok && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("poison queue exists %v with %d messages 30s after the failure: the poisoned message was lost", ok, n)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the broker
 	}
 }
