@@ -158,9 +158,11 @@ func (p *pump) peers(ctx context.Context) ([]peer, error) {
 // claimDead claims the pending entries of the group's dead consumers and
 // removes from the group the dead ones that hold nothing (and those without
 // a liveness key idle for livenessKeep). It returns the claimed entries in
-// stream order, and whether other consumers still hold pending entries it
-// did not claim.
-func (p *pump) claimDead(ctx context.Context) (claimed []goredis.XMessage, others bool, err error) {
+// stream order, and whether older entries may still become this consumer's
+// to handle first: a dead consumer's it could not claim yet, or those of a
+// live-looking predecessor (see mayPrecede), which may have died less than
+// ConsumerTTL ago.
+func (p *pump) claimDead(ctx context.Context) (claimed []goredis.XMessage, older bool, err error) {
 	peers, err := p.peers(ctx)
 	if err != nil {
 		return nil, false, err
@@ -175,7 +177,7 @@ func (p *pump) claimDead(ctx context.Context) (claimed []goredis.XMessage, other
 					Stream: p.stream, Group: p.group, Start: "-", End: "+", Count: int64(p.cfg.BatchSize), Consumer: c.name,
 				}).Result()
 				if err != nil {
-					return claimed, others, err
+					return claimed, older, err
 				}
 				if len(pend) == 0 {
 					break
@@ -188,12 +190,12 @@ func (p *pump) claimDead(ctx context.Context) (claimed []goredis.XMessage, other
 					Stream: p.stream, Group: p.group, Consumer: p.consumer, MinIdle: minIdle, Messages: ids,
 				}).Result()
 				if err != nil {
-					return claimed, others, err
+					return claimed, older, err
 				}
 				claimed = append(claimed, msgs...)
 				n += len(msgs)
 				if len(msgs) < len(ids) {
-					others = true // claimed by another consumer meanwhile, or too fresh: look again
+					older = true // claimed by another consumer meanwhile, or too fresh: look again
 					break
 				}
 			}
@@ -203,12 +205,23 @@ func (p *pump) claimDead(ctx context.Context) (claimed []goredis.XMessage, other
 			p.removeConsumer(ctx, c.name)
 		case c.state == dead, c.state == unknown && c.pending == 0 && c.idle > livenessKeep:
 			p.removeConsumer(ctx, c.name)
-		case c.pending > 0:
-			others = true
+		case c.state == alive && c.pending > 0 && p.mayPrecede(c.name):
+			older = true
 		}
 	}
 	slices.SortFunc(claimed, func(a, b goredis.XMessage) int { return compareIDs(a.ID, b.ID) })
-	return claimed, others, nil
+	return claimed, older, nil
+}
+
+// mayPrecede reports whether consumer name may be this process's
+// predecessor: its base differs from this process's only in its last
+// number, as "<service>-<hostname>-<pid>" does across a restart on the same
+// host. A consumer of this very process is alive, so never a predecessor.
+func (p *pump) mayPrecede(name string) bool {
+	ours := p.t.cfg.Consumer
+	family := consumerBase(ours) // without the pid
+	theirs := consumerBase(name)
+	return family != ours && theirs != ours && consumerBase(theirs) == family
 }
 
 // removeConsumer deletes consumer name from p's group if it holds nothing.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports/redis"
@@ -255,4 +256,61 @@ func describeGroup(tr *redis.Transport, topic, group string) string {
 		fmt.Fprintf(&b, "%s=%q pttl %v; ", key, v, ttl)
 	}
 	return b.String()
+}
+
+// A starting one-worker subscription waits for a predecessor only: pending
+// entries of a live consumer on another host, or of this very process, do
+// not keep it from reading new ones (consumer_ttl 60s here, so a wait
+// would last a minute).
+func TestLivePeerDoesNotDelayStart(t *testing.T) {
+	t.Parallel()
+	for name, peer := range map[string]string{
+		"OtherHost":   "svc-otherhost-200-0",
+		"SameProcess": "svc-host-100-5",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tr := open(t, redis.Config{Consumer: "svc-host-100", ConsumerTTL: time.Minute})
+			topic, group := uniq("livepeer"), uniq("billing")
+			t.Cleanup(func() { dropStreams(tr, topic) })
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if err := tr.ProvisionGroup(ctx, topic, group); err != nil {
+				t.Fatal(err)
+			}
+			pub, _ := tr.Publisher()
+			defer pub.Close()
+			if err := pub.Publish(topic, message.NewMessage("held", []byte("x"))); err != nil {
+				t.Fatal(err)
+			}
+			raw := rawClient(t, redisAddr())
+			// The peer reads "held" and keeps it pending, its liveness key fresh.
+			if err := raw.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: peer, Streams: []string{tr.Stream(topic), ">"}, Count: 1}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			key := "busline:live:" + strings.TrimSuffix(peer, peer[strings.LastIndexByte(peer, '-'):])
+			if err := raw.Set(ctx, key, "60000", time.Hour).Err(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { raw.Del(context.Background(), key) })
+			if err := pub.Publish(topic, message.NewMessage("new", []byte("x"))); err != nil {
+				t.Fatal(err)
+			}
+			sub, _ := tr.Subscriber(group)
+			defer sub.Close()
+			msgs, err := sub.Subscribe(ctx, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case m := <-msgs:
+				m.Ack()
+				if m.UUID != "new" {
+					t.Errorf("got %s, want new (held belongs to a live peer)", m.UUID)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no new entry in 30s: the subscription waited for the live peer %s", peer)
+			}
+		})
+	}
 }

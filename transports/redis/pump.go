@@ -51,7 +51,7 @@ type pump struct {
 	pelStart     string
 	nextClaim    time.Time
 	claimStart   string
-	startup      bool      // reads no new entry while others hold pending ones (strict only)
+	startup      bool      // reads no new entry while older ones may become ours (strict only)
 	startupUntil time.Time // when startup ends regardless
 }
 
@@ -197,7 +197,7 @@ func (p *pump) fetch(noBlock bool) ([]goredis.XMessage, error) {
 	}
 	if now := time.Now(); !now.Before(p.nextClaim) {
 		p.nextClaim = now.Add(p.cfg.ClaimInterval)
-		msgs, others, err := p.claimDead(p.ctx)
+		msgs, older, err := p.claimDead(p.ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -216,9 +216,9 @@ func (p *pump) fetch(noBlock bool) ([]goredis.XMessage, error) {
 			p.cfg.Logger.Info("redis transport: claimed idle pending entries of another consumer", "stream", p.stream, "group", p.group, "consumer", p.consumer, "count", len(idle))
 			msgs = append(msgs, idle...)
 			slices.SortFunc(msgs, func(a, b goredis.XMessage) int { return compareIDs(a.ID, b.ID) })
-			others = true // they may have more: finish them before new entries
+			older = true // there may be more: finish them before new entries
 		}
-		if p.startup && (!others || !now.Before(p.startupUntil) || !p.strict()) {
+		if p.startup && (!older || !now.Before(p.startupUntil) || !p.strict()) {
 			p.startup = false
 		}
 		if len(msgs) > 0 {
@@ -226,9 +226,9 @@ func (p *pump) fetch(noBlock bool) ([]goredis.XMessage, error) {
 		}
 	}
 	if p.startup {
-		// A strict pump reads nothing new while another consumer, maybe a
-		// predecessor whose liveness key is not stale yet, holds pending
-		// entries: they are older than anything new.
+		// A strict pump reads nothing new while a predecessor, maybe
+		// dead with a liveness key not stale yet, holds pending entries:
+		// they are older than anything new.
 		p.mu.Lock()
 		wait := p.waitLocked() // acks to flush, nacked entries due
 		p.mu.Unlock()
