@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 const (
@@ -668,7 +668,7 @@ func (m *member) forward(ctx context.Context, out chan<- *message.Message) {
 
 // unmarshal turns a Kafka record into a Watermill message as the Watermill
 // adapter's DefaultMarshaler does (headers become metadata), with
-// middleware.PositionMetadataKey set to "partition/offset", and a UUID for
+// wire.PositionMetadataKey set to "partition/offset", and a UUID for
 // records that plain Kafka clients produced without the Watermill header:
 // the CloudEvents id when present, else topic/partition/offset.
 func unmarshal(r *kgo.Record) *message.Message {
@@ -696,12 +696,12 @@ func unmarshal(r *kgo.Record) *message.Message {
 		md[h.Key] = v
 	}
 	if id == "" {
-		id = md.Get("ce_id")
+		id = md.Get(wire.MetaID)
 	}
 	if id == "" {
 		id = r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
 	}
-	md[middleware.PositionMetadataKey] = position(r)
+	md[wire.PositionMetadataKey] = position(r)
 	msg := message.NewMessage(id, r.Value)
 	msg.Metadata = md
 	return msg

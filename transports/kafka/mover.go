@@ -230,21 +230,29 @@ func (mv *mover) forget(_ context.Context, cl *kgo.Client, gone map[string][]int
 }
 
 // pauseUntil pauses tp and rewinds it to offset, to be fetched again at
-// due. Called from the polling goroutine before AllowRebalance.
+// due. Called from the polling goroutine before AllowRebalance, so no
+// rebalance callback runs meanwhile. The partition is paused before its
+// timer exists, so an immediate due time cannot resume it first.
 func (mv *mover) pauseUntil(tp topicPartition, offset int64, due time.Time) {
 	mv.mu.Lock()
+	defer mv.mu.Unlock()
 	if old := mv.waits[tp]; old != nil {
 		old.Stop()
 	}
-	mv.waits[tp] = time.AfterFunc(time.Until(due), func() {
+	mv.cl.PauseFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
+	mv.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.partition: {Epoch: -1, Offset: offset}}})
+	var timer *time.Timer
+	timer = time.AfterFunc(time.Until(due), func() {
 		mv.mu.Lock()
+		if mv.waits[tp] != timer {
+			mv.mu.Unlock()
+			return // replaced by a later wait, or forgotten
+		}
 		delete(mv.waits, tp)
 		mv.mu.Unlock()
 		mv.cl.ResumeFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
 	})
-	mv.mu.Unlock()
-	mv.cl.PauseFetchPartitions(map[string][]int32{tp.topic: {tp.partition}})
-	mv.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{tp.topic: {tp.partition: {Epoch: -1, Offset: offset}}})
+	mv.waits[tp] = timer
 }
 
 func (mv *mover) waiting(tp topicPartition) bool {

@@ -9,8 +9,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports/kafka"
+	"github.com/busline/busline/wire"
 )
 
 // javaMurmur2 are murmur2 hashes computed by the Java client
@@ -113,7 +113,7 @@ func readPartitions(t testing.TB, addrs []string, topic string, want int) map[st
 }
 
 // TestPositionMetadata: every consumed message carries its partition/offset
-// under middleware.PositionMetadataKey, which the failure pipeline records
+// under wire.PositionMetadataKey, which the failure pipeline records
 // as busline_position.
 func TestPositionMetadata(t *testing.T) {
 	t.Parallel()
@@ -138,7 +138,7 @@ func TestPositionMetadata(t *testing.T) {
 	for i := range 2 {
 		select {
 		case m := <-msgs:
-			if got, want := m.Metadata.Get(middleware.PositionMetadataKey), fmt.Sprintf("0/%d", i); got != want {
+			if got, want := m.Metadata.Get(wire.PositionMetadataKey), fmt.Sprintf("0/%d", i); got != want {
 				t.Errorf("message %s at position %q, want %q", m.UUID, got, want)
 			}
 			m.Ack()

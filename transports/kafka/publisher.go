@@ -7,12 +7,14 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/busline/busline/wire"
 )
 
 // PartitionKeyHeader is the metadata key whose value becomes the Kafka
 // record key, and so chooses the partition: the CloudEvents partitioning
 // extension that bus.WithKey sets.
-const PartitionKeyHeader = "ce_partitionkey"
+const PartitionKeyHeader = wire.MetaPartitionKey
 
 // uuidHeader carries the Watermill message UUID, under the name the
 // Watermill Kafka adapter (watermill-kafka's UUIDHeaderKey) uses, so that

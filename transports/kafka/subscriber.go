@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/wire"
 )
 
 // KafkaGroup returns the Kafka consumer group as which busline group
@@ -16,7 +18,8 @@ import (
 // the group's main topics, and tools reading a poison lane (bus.PoisonLane,
 // busctl poison) never join the group that consumes the main topic.
 func KafkaGroup(topic, group string) string {
-	if strings.HasSuffix(topic, "."+group+".retry") || strings.HasSuffix(topic, "."+group+".poison") {
+	// wire.RetryTopic and wire.PoisonTopic end in "."+group+suffix.
+	if strings.HasSuffix(topic, "."+group+wire.LaneRetrySuffix) || strings.HasSuffix(topic, "."+group+wire.LanePoisonSuffix) {
 		return topic
 	}
 	return group
@@ -96,7 +99,7 @@ func (s *subscriber) join(ctx context.Context, topic string, consume func(m *mem
 			return err
 		}
 		var mv *mover
-		if !strings.HasSuffix(topic, ".poison") { // nothing is delayed into a poison lane
+		if !strings.HasSuffix(topic, wire.LanePoisonSuffix) { // nothing is delayed into a poison lane
 			var err error
 			if mv, err = s.t.acquireMover(topic); err != nil {
 				s.mu.Unlock()

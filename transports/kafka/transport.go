@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // Kind is the name the Kafka transport registers under.
@@ -284,13 +285,6 @@ func (t *Transport) forget(s *subscriber) {
 	t.mu.Unlock()
 }
 
-// isLane reports whether topic is a failure-pipeline lane, scanned first in,
-// first out by one consumer: a retry lane (and the numbered tiers of
-// earlier versions) or a poison lane.
-func isLane(topic string) bool {
-	return strings.HasSuffix(topic, ".poison") || strings.HasSuffix(topic, ".retry") || strings.Contains(topic, ".retry.")
-}
-
 // Retention of the topics the transport creates beside the main topics, so
 // that the broker's default (7 days) never drops a message that still waits.
 const (
@@ -326,10 +320,10 @@ func (t *Transport) ensureTopic(ctx context.Context, topic string) error {
 		rt.NumPartitions = 1
 		config("retention.ms", strconv.FormatInt((level+waitMargin).Milliseconds(), 10))
 		config("message.timestamp.type", "LogAppendTime")
-	case strings.HasSuffix(topic, ".poison"):
+	case strings.HasSuffix(topic, wire.LanePoisonSuffix):
 		rt.NumPartitions = 1
 		config("retention.ms", strconv.Itoa(poisonRetention))
-	case isLane(topic):
+	case wire.IsLane(topic):
 		rt.NumPartitions = 1
 		config("retention.ms", strconv.FormatInt(laneRetention.Milliseconds(), 10))
 	}
