@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -136,6 +137,7 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 	if !ok && t.cluster() {
 		return fmt.Errorf("redis transport: delayed publish to %s: the stream key %q holds a '}' without a hash tag, so no delayed set can share its cluster slot; drop the '}' from key_prefix or the topic", topic, t.Stream(topic))
 	}
+	due := time.Now().Add(delay)
 	ms := (delay + time.Millisecond - 1) / time.Millisecond
 	args := make([]any, 1, 1+min(len(msgs), maxScheduleArgs))
 	args[0] = int64(ms)
@@ -152,7 +154,7 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 			args = args[:1]
 		}
 	}
-	t.kickMover(topic)
+	t.kickMover(topic, due)
 	return nil
 }
 
@@ -195,6 +197,7 @@ type mover struct {
 	key    string
 	refs   int // guarded by t.mu
 	kick   chan struct{}
+	wakeAt atomic.Int64 // UnixNano of the next planned move; 0 while moving
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -235,17 +238,22 @@ func (t *Transport) releaseMover(m *mover) {
 	}
 }
 
-// kickMover wakes topic's mover in this transport, if one runs, so that it
-// sees at once a delayed entry due earlier than the one it waits for.
-func (t *Transport) kickMover(topic string) {
+// kickMover wakes topic's mover in this transport, if one runs, when an
+// entry stored due at due (on this clock) is due before the mover's next
+// planned move, so that it sees the entry at once.
+func (t *Transport) kickMover(topic string, due time.Time) {
 	t.mu.Lock()
 	m := t.movers[topic]
 	t.mu.Unlock()
-	if m != nil {
-		select {
-		case m.kick <- struct{}{}:
-		default:
-		}
+	if m == nil {
+		return
+	}
+	if at := m.wakeAt.Load(); at != 0 && due.UnixNano() >= at {
+		return // it moves by then anyway
+	}
+	select {
+	case m.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -260,7 +268,9 @@ func (m *mover) run() {
 		case <-m.kick:
 		case <-timer.C:
 		}
+		m.wakeAt.Store(0)
 		wait := m.moveDue()
+		m.wakeAt.Store(time.Now().Add(wait).UnixNano())
 		timer.Reset(wait)
 	}
 }
