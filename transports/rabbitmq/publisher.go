@@ -255,11 +255,17 @@ const publishIDHeader = "busline_rabbitmq_publish_id"
 type mandatorySlot struct {
 	inFlight chan struct{} // one token per publish in flight
 
-	mu       sync.Mutex
+	mu  sync.Mutex
+	cur *mandatoryChannel
+	seq uint64
+}
+
+// mandatoryChannel is one channel of a mandatorySlot with its returns,
+// replaced as a whole when the channel closes. Guarded by the slot's mu.
+type mandatoryChannel struct {
 	ch       *amqp.Channel
 	returns  chan amqp.Return
 	returned map[string]amqp.Return // by publish id, drained from returns
-	seq      uint64
 }
 
 // publishMandatory publishes pubs to exchange with routing key key,
@@ -291,7 +297,7 @@ func (s *mandatorySlot) publish(ctx context.Context, p *publishPool, exchange, k
 			return fmt.Errorf("waiting to publish: %w (not sent; safe to retry)", ctx.Err())
 		}
 	}
-	ch, ids, confirms, err := s.send(ctx, p, exchange, key, msgs, pubs)
+	mc, ids, confirms, err := s.send(ctx, p, exchange, key, msgs, pubs)
 	if err != nil {
 		return err
 	}
@@ -301,22 +307,22 @@ func (s *mandatorySlot) publish(ctx context.Context, p *publishPool, exchange, k
 		case <-ctx.Done():
 			// Its return may come later and must not stay behind: start the
 			// channel over (the other publishes on it fail, unconfirmed).
-			s.abandon(ch)
+			s.abandon(mc)
 			return fmt.Errorf("publish message %s: no confirm from the broker: %w (it may or may not have the message; retrying can duplicate it)", msgs[i].UUID, ctx.Err())
 		}
 		if !dc.Acked() {
-			s.abandon(ch)
+			s.abandon(mc)
 			return fmt.Errorf("publish message %s: %w", msgs[i].UUID, errNotConfirmed)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.drainLocked(ch)
+	mc.drain()
 	var first *amqp.Return
 	n := 0
 	for _, id := range ids {
-		if r, ok := s.returned[id]; ok {
-			delete(s.returned, id)
+		if r, ok := mc.returned[id]; ok {
+			delete(mc.returned, id)
 			n++
 			if first == nil {
 				first = &r
@@ -331,10 +337,10 @@ func (s *mandatorySlot) publish(ctx context.Context, p *publishPool, exchange, k
 
 // send publishes pubs, each with an id of its own, on the slot's channel,
 // opening it as needed.
-func (s *mandatorySlot) send(ctx context.Context, p *publishPool, exchange, key string, msgs []*message.Message, pubs []amqp.Publishing) (*amqp.Channel, []string, []*amqp.DeferredConfirmation, error) {
+func (s *mandatorySlot) send(ctx context.Context, p *publishPool, exchange, key string, msgs []*message.Message, pubs []amqp.Publishing) (*mandatoryChannel, []string, []*amqp.DeferredConfirmation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ch == nil || s.ch.IsClosed() {
+	if s.cur == nil || s.cur.ch.IsClosed() {
 		ch, _, err := p.conn.channel(ctx)
 		if err != nil {
 			return nil, nil, nil, err
@@ -345,36 +351,35 @@ func (s *mandatorySlot) send(ctx context.Context, p *publishPool, exchange, key 
 			_ = ch.Close()
 			return nil, nil, nil, fmt.Errorf("put channel in confirm mode: %w", err)
 		}
-		s.ch, s.returns, s.returned = ch, ch.NotifyReturn(make(chan amqp.Return, returnBuffer)), map[string]amqp.Return{}
+		s.cur = &mandatoryChannel{ch: ch, returns: ch.NotifyReturn(make(chan amqp.Return, returnBuffer)), returned: map[string]amqp.Return{}}
 	}
+	mc := s.cur
 	ids := make([]string, len(pubs))
 	confirms := make([]*amqp.DeferredConfirmation, len(pubs))
 	for i, pub := range pubs {
 		s.seq++
 		ids[i] = strconv.FormatUint(s.seq, 10)
 		pub.Headers[publishIDHeader] = ids[i]
-		dc, err := s.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, pub)
+		dc, err := mc.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, pub)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("publish message %s: %w (not confirmed; retrying can duplicate the messages before it)", msgs[i].UUID, err)
 		}
 		confirms[i] = dc
 	}
-	return s.ch, ids, confirms, nil
+	return mc, ids, confirms, nil
 }
 
-// drainLocked moves the returns received on ch into returned.
-func (s *mandatorySlot) drainLocked(ch *amqp.Channel) {
-	if s.ch != ch {
-		return
-	}
+// drain moves the returns received so far into returned. The slot's mu is
+// held.
+func (mc *mandatoryChannel) drain() {
 	for {
 		select {
-		case r, ok := <-s.returns:
+		case r, ok := <-mc.returns:
 			if !ok {
 				return
 			}
 			if id, ok := r.Headers[publishIDHeader].(string); ok {
-				s.returned[id] = r
+				mc.returned[id] = r
 			}
 		default:
 			return
@@ -382,13 +387,14 @@ func (s *mandatorySlot) drainLocked(ch *amqp.Channel) {
 	}
 }
 
-// abandon closes ch if it is still the slot's channel.
-func (s *mandatorySlot) abandon(ch *amqp.Channel) {
+// abandon closes mc's channel; the slot opens a new one for the next
+// publish.
+func (s *mandatorySlot) abandon(mc *mandatoryChannel) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ch == ch {
-		_ = s.ch.Close()
-		s.ch = nil
+	_ = mc.ch.Close()
+	if s.cur == mc {
+		s.cur = nil
 	}
 }
 
@@ -424,9 +430,9 @@ func (p *publishPool) close() {
 	}
 	for _, s := range p.mandatory {
 		s.mu.Lock()
-		if s.ch != nil {
-			_ = s.ch.Close()
-			s.ch = nil
+		if s.cur != nil {
+			_ = s.cur.ch.Close()
+			s.cur = nil
 		}
 		s.mu.Unlock()
 	}
