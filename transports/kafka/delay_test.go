@@ -66,7 +66,7 @@ func TestDelayCrashWhileWaiting(t *testing.T) {
 	ch.killed = true
 	h := newHandling()
 	for l := range ch.lines {
-		if f := strings.Fields(l); len(f) == 3 {
+		if f := strings.Fields(l); len(f) == 4 && f[0] == "h" {
 			t.Errorf("the killed process handled %s before it was due", f[1])
 		}
 	}
