@@ -3,6 +3,7 @@ package rabbitmq_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -250,5 +251,55 @@ func TestPoisonAfterLaneQueueDeletedNotLost(t *testing.T) {
 			t.Fatalf("poison queue exists %v with %d messages 30s after the failure: the poisoned message was lost", ok, n)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the broker
+	}
+}
+
+// Concurrent lane publishes share channels: each learns its own fate, a
+// returned message failing only its own publish.
+func TestConcurrentLanePublishesReturnsTheirOwn(t *testing.T) {
+	requireBroker(t)
+	tr := newTransport(t, rabbitmq.Config{PublishChannels: 2})
+	topic, group := ids("lanes.concurrent")
+	kept := wire.PoisonTopic(topic, group)
+	if err := tr.ProvisionGroup(context.Background(), kept, group); err != nil {
+		t.Fatal(err)
+	}
+	// A lane no group of this transport provisioned: its exchange exists
+	// (the publish declares it) but no queue is bound.
+	dropped := wire.PoisonTopic(topic, group+"-none")
+	pub, err := tr.Publisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 400
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lane := kept
+			if i%2 == 1 {
+				lane = dropped
+			}
+			errs[i] = pub.Publish(lane, message.NewMessage(fmt.Sprint(i), nil))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i%2 == 0 && err != nil {
+			t.Errorf("publish %d to the kept lane: %v", i, err)
+		}
+		if i%2 == 1 && !errors.Is(err, rabbitmq.ErrUnroutable) {
+			t.Errorf("publish %d to the lane with no queue = %v, want ErrUnroutable", i, err)
+		}
+	}
+	conn, err := amqp.Dial(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, msgs := queueExists(t, conn, rabbitmq.QueueName(kept, group)); msgs != n/2 {
+		t.Errorf("kept lane holds %d messages, want %d", msgs, n/2)
 	}
 }
