@@ -23,6 +23,7 @@ type ConsumerTimeoutError struct {
 	Deliveries int           // deliveries that ended in consumer_timeout
 }
 
+// Error says what happened and how to fix it.
 func (e *ConsumerTimeoutError) Error() string {
 	return fmt.Sprintf("rabbitmq: the handler outlasted the broker's consumer_timeout (%v, as configured in consumer_timeout) on %d deliveries from queue %q: RabbitMQ closed the channel and redelivered the message each time; make the handler faster, bound it with a per-attempt timeout below consumer_timeout, or raise consumer_timeout on the broker", e.Timeout, e.Deliveries, e.Queue)
 }
