@@ -234,6 +234,16 @@ func TestOrderedAcrossCrashes(t *testing.T) {
 		}
 	}
 	t.Logf("%d events, %d kills -9: %d handler calls (%d duplicates), %d handled after a later one", n, kills, calls, calls-n, outOfOrder)
+	// Each run removed its dead predecessors: the group does not keep a
+	// name per restart.
+	cs, err := tr.Client().XInfoConsumers(context.Background(), tr.Stream(topic), group).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) > 2 {
+		t.Errorf("%d consumer names left in the group after %d restarts, want the last one or two", len(cs), kills)
+	}
+	t.Logf("consumer names left in the group after %d restarts: %d", kills, len(cs))
 	if outOfOrder > 0 {
 		t.Errorf("%d events handled after a later one, want 0", outOfOrder)
 	}
