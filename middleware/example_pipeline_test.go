@@ -88,7 +88,7 @@ func ExampleLanes() {
 	msgs, _ := sub.Subscribe(context.Background(), retryLane)
 	moved := <-msgs
 	moved.Ack()
-	f, _ := middleware.ReadFailure(moved.Metadata)
+	f, _ := wire.ReadFailure(moved.Metadata)
 	fmt.Printf("%s: tier %d, %d attempts, %s %q, handler %s, due in %v\n",
 		retryLane, f.Tier, f.Attempts, f.Reason, f.Error, f.Handler, f.Due.Sub(f.LastFailure))
 	// Output:
@@ -142,9 +142,9 @@ func ExampleWaitDue() {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	delays := []time.Duration{10 * time.Second, time.Minute}
 	md := message.Metadata{}
-	middleware.Failure{Tier: 1, Due: now.Add(4 * time.Second)}.Write(md)
+	wire.Failure{Tier: 1, Due: now.Add(4 * time.Second)}.Write(md)
 	fmt.Println(middleware.WaitDue(md, delays, now))
-	middleware.Failure{Tier: 1, Due: now.Add(24 * time.Hour)}.Write(md)
+	wire.Failure{Tier: 1, Due: now.Add(24 * time.Hour)}.Write(md)
 	fmt.Println(middleware.WaitDue(md, delays, now))
 	fmt.Println(middleware.WaitDue(message.Metadata{}, delays, now))
 	// Output:
