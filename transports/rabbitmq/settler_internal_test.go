@@ -15,7 +15,6 @@ import (
 // tag), and a multiple-ack settles every unsettled tag up to its own.
 type brokerAcks struct {
 	mu      sync.Mutex
-	next    uint64 // highest tag delivered
 	settled map[uint64]string
 	errs    []string
 }
