@@ -348,8 +348,10 @@ func (m *member) offsetsFetched(_ context.Context, _ *kgo.Client, resp *kmsg.Off
 // revoke takes partitions away: no record of theirs is handed out any
 // more; a consumer in the middle of one finishes it, or after a grace
 // (a quarter of the rebalance timeout, at most 5s) has its context
-// cancelled and hands it back. Then, unless the partitions were lost, what
-// was acked is committed synchronously, before the revoke completes.
+// cancelled and hands it back; then what was acked is committed
+// synchronously, before the revoke completes. Lost partitions (commit
+// false) have their messages' contexts cancelled at once and nothing
+// committed.
 func (m *member) revoke(ctx context.Context, ids []int32, commit bool) {
 	m.mu.Lock()
 	var parts []*part
@@ -364,7 +366,13 @@ func (m *member) revoke(ctx context.Context, ids []int32, commit bool) {
 		return
 	}
 	rt := m.s.t.cfg.RebalanceTimeout
-	if !m.waitReleased(parts, min(rt/4, 5*time.Second)) {
+	if !commit {
+		// Lost: another member may own them already. Stop their handlers
+		// now; what they ack no longer counts.
+		for _, p := range parts {
+			p.cancel()
+		}
+	} else if !m.waitReleased(parts, min(rt/4, 5*time.Second)) {
 		for _, p := range parts {
 			p.cancel()
 		}
