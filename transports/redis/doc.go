@@ -178,6 +178,22 @@
 // without MAXLEN or MINID whatever the configuration, since its entries wait
 // for an operator or a due time, not for a reader that keeps up.
 //
+// # Inspection
+//
+// The transport is a transports.Inspector and a transports.Browser, and
+// both only read (XINFO GROUPS, XPENDING, XRANGE, ZCARD): they create no
+// key or group, read as no consumer and ack or claim nothing. Groups lists
+// the consumer groups of a topic's stream. Backlog counts what a group has
+// not acked: the entries not yet delivered to it (the lag XINFO GROUPS
+// reports, or, where it reports none, as on Redis 6.2 or after an XDEL, a
+// count of the entries after the group's last-delivered-id), its pending
+// entries, and the members of the topic's delayed set; Oldest is the
+// ce_time of the oldest entry the group has not acked, or the time in its
+// id. Browse returns copies of a group's pending entries and then of the
+// entries after its last-delivered-id, oldest first, decoded as a
+// subscription decodes them, so bus.PoisonLane.List reads a poison lane
+// without sweeping it.
+//
 // # Redis Cluster
 //
 // Set ClusterAddrs. Every command busline sends touches a single stream, or

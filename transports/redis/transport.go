@@ -57,6 +57,8 @@ var (
 	_ transports.GroupProvisioner = (*Transport)(nil)
 	_ transports.GroupRemover     = (*Transport)(nil)
 	_ transports.Delayer          = (*Transport)(nil)
+	_ transports.Inspector        = (*Transport)(nil)
+	_ transports.Browser          = (*Transport)(nil)
 )
 
 // New connects to Redis as cfg says and checks the connection with PING. It
