@@ -34,10 +34,9 @@ type Config struct {
 	// ClientID names the connections on the broker. Default: the service name.
 	ClientID string `yaml:"client_id"`
 
-	// Partitions is the partition count of the topics the transport creates.
-	// It bounds a group instance's parallelism on a topic: a partition is
-	// handled by one consumer at a time. Lane and wait topics always get 1
-	// partition. Default: 3.
+	// Partitions is the partition count of the topics the transport creates:
+	// the most instances of a group that share a topic's work. Lane and
+	// wait topics always get 1 partition. Default: 3.
 	Partitions int32 `yaml:"partitions"`
 
 	// ReplicationFactor of the topics the transport creates. Default: 1.
