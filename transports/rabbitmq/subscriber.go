@@ -85,6 +85,7 @@ func (s *subscriber) start(ctx context.Context, topic string, c *consumer, ended
 	c.topic = topic
 	c.queue = QueueName(topic, s.group)
 	c.tag = fmt.Sprintf("%s-%s", s.t.cfg.ConnectionName, uuid.NewString()[:8])
+	c.started = make(chan struct{})
 	s.wg.Add(1)
 	s.t.wg.Add(1)
 	go func() {
@@ -102,6 +103,15 @@ func (s *subscriber) start(ctx context.Context, topic string, c *consumer, ended
 		}()
 		c.run(runCtx)
 	}()
+	// Return once the broker registered the consumer (or the first attempt
+	// failed and the consumer retries in the background): a message
+	// published after start returns then finds every consumer of the group
+	// that was started before it, and the broker spreads the messages over
+	// them instead of filling the first consumer's prefetch.
+	select {
+	case <-c.started:
+	case <-runCtx.Done():
+	}
 	return nil
 }
 
@@ -125,7 +135,13 @@ type consumer struct {
 
 	mu      sync.Mutex
 	current string // id of the message handed out and not yet settled
+
+	started     chan struct{} // closed after the first attempt to consume
+	startedOnce sync.Once
 }
+
+// attempted closes c.started, once.
+func (c *consumer) attempted() { c.startedOnce.Do(func() { close(c.started) }) }
 
 // run consumes until ctx is done, starting over after a lost channel.
 func (c *consumer) run(ctx context.Context) {
@@ -155,6 +171,7 @@ func (c *consumer) run(ctx context.Context) {
 // RabbitMQ.
 func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 	cfg := c.s.t.cfg
+	defer c.attempted() // whatever happened, the first attempt is over
 	ch, _, err := c.s.t.consumeConn.channel(ctx)
 	if err != nil {
 		return false, err
@@ -176,6 +193,7 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("consume queue %q: %w", c.queue, err)
 	}
+	c.attempted()
 	for {
 		select {
 		case <-ctx.Done():
