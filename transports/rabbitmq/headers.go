@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -56,8 +57,9 @@ func toPublishing(msg *message.Message, persistent bool) amqp.Publishing {
 // dropped: a mandatory publish's id, and on a message that came through the
 // delay levels the destination and the dead-lettering records they added.
 // The UUID comes from the Watermill
-// header, else ce_id, else the message-id property; a content-type
-// property fills a missing content-type header.
+// header, else ce_id, else the message-id property, else a new UUID that
+// becomes the message's ce_id; a content-type property fills a missing
+// content-type header.
 func toMessage(d *amqp.Delivery) *message.Message {
 	id, _ := d.Headers[uuidHeader].(string)
 	if id == "" {
@@ -65,6 +67,13 @@ func toMessage(d *amqp.Delivery) *message.Message {
 	}
 	if id == "" {
 		id = d.MessageId
+	}
+	anonymous := id == ""
+	if anonymous {
+		// A plain client sent neither: the message gets an id now, kept as
+		// its ce_id through the retry and poison lanes, so that it can be
+		// shown, replayed and purged on its own.
+		id = uuid.NewString()
 	}
 	msg := message.NewMessage(id, d.Body)
 	_, delayed := d.Headers[delayToHeader]
@@ -76,6 +85,9 @@ func toMessage(d *amqp.Delivery) *message.Message {
 	}
 	if _, ok := msg.Metadata[metaContentType]; !ok && d.ContentType != "" {
 		msg.Metadata[metaContentType] = d.ContentType
+	}
+	if anonymous {
+		msg.Metadata[metaID] = id
 	}
 	return msg
 }

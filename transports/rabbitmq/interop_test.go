@@ -3,6 +3,9 @@ package rabbitmq_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,5 +138,70 @@ func TestInteropBuslineToPlainClient(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the plain client got nothing")
+	}
+}
+
+// Two messages a plain client sends with neither ce_id nor message-id get
+// ids of their own, kept in the poison lane, so that each can be replayed
+// alone (they both had the id "" before).
+func TestAnonymousMessagesGetStableIDs(t *testing.T) {
+	requireBroker(t)
+	t.Parallel()
+	tr := newTransport(t, rabbitmq.Config{})
+	topic, group := ids("interop.anon")
+	replayed := make(chan OrderPlaced, 2)
+	var fixed atomic.Bool
+	newBus(t, tr, topic, func(b *bus.Bus) {
+		err := bus.Subscribe(b, group, func(ctx context.Context, e OrderPlaced) error {
+			if !fixed.Load() {
+				return bus.Permanent(errors.New("bug"))
+			}
+			replayed <- e
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	raw := rawChannel(t)
+	for i := range 2 {
+		err := raw.PublishWithContext(context.Background(), rabbitmq.ExchangeName(topic), "", false, false, amqp.Publishing{
+			ContentType: "application/json",
+			Body:        []byte(fmt.Sprintf(`{"order":"anon","seq":%d}`, i)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	lane, err := bus.NewPoisonLane(tr, topic, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []bus.PoisonMessage
+	for deadline := time.Now().Add(15 * time.Second); len(list) < 2; time.Sleep(100 * time.Millisecond) { // polling a broker-side lane
+		if time.Now().After(deadline) {
+			t.Fatalf("poison lane holds %d messages, want 2", len(list))
+		}
+		if list, err = lane.List(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if list[0].ID == "" || list[1].ID == "" || list[0].ID == list[1].ID || list[0].Copies != 1 {
+		t.Fatalf("poisoned ids %q and %q (copies %d): want two distinct ids", list[0].ID, list[1].ID, list[0].Copies)
+	}
+	fixed.Store(true)
+	first := list[0].ID
+	n, err := lane.Replay(context.Background(), func(m bus.PoisonMessage) bool { return m.ID == first })
+	if err != nil || n != 1 {
+		t.Fatalf("Replay of %s = %d, %v; want 1", first, n, err)
+	}
+	select {
+	case <-replayed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the replayed message was not handled")
+	}
+	left, err := lane.List(context.Background())
+	if err != nil || len(left) != 1 || left[0].ID != list[1].ID {
+		t.Errorf("after replaying one: %d left (%v), want the other, %s", len(left), err, list[1].ID)
 	}
 }
