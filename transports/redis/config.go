@@ -21,8 +21,8 @@ import (
 type Config struct {
 	// URL is a redis:// or rediss:// URL (redis://user:password@host:6379/0).
 	// When set it replaces Addr, Username, Password and DB, and rediss
-	// turns TLS on. Default: empty.
-	URL string `yaml:"url"`
+	// turns TLS on. It prints with its password redacted. Default: empty.
+	URL transports.SecretURL `yaml:"url"`
 
 	// Addr is host:port of a single Redis server. Default: 127.0.0.1:6379.
 	Addr string `yaml:"addr"`
@@ -35,9 +35,9 @@ type Config struct {
 	// Username is the ACL user. Default: empty, the default user.
 	Username string `yaml:"username"`
 
-	// Password is the ACL or requirepass password. It never appears in logs
-	// or errors. Default: empty.
-	Password string `yaml:"password"`
+	// Password is the ACL or requirepass password. It prints, logs and
+	// marshals as "xxxxx" and never appears in errors. Default: empty.
+	Password transports.Secret `yaml:"password"`
 
 	// DB is the database number. Default: 0.
 	DB int `yaml:"db"`
@@ -225,8 +225,8 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.URL != "" {
-		if _, err := goredis.ParseURL(c.URL); err != nil {
-			bad("url %q: %s (want redis://[user:password@]host:port/db or rediss://...)", transports.RedactURL(c.URL), transports.RedactError(err, c.secrets()...))
+		if _, err := goredis.ParseURL(c.URL.Reveal()); err != nil {
+			bad("url %q: %s (want redis://[user:password@]host:port/db or rediss://...)", c.URL.String(), transports.RedactError(err, c.secrets()...))
 		}
 	}
 	if c.URL != "" && (c.Password != "" || c.Username != "" || c.DB != 0) {
@@ -305,10 +305,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr),
 		slog.String("key_prefix", c.KeyPrefix),
 		slog.String("consumer", c.Consumer),
-		slog.Bool("tls", c.TLS.Enabled || strings.HasPrefix(c.URL, "rediss:")),
+		slog.Bool("tls", c.TLS.Enabled || strings.HasPrefix(c.URL.Reveal(), "rediss:")),
 	}
 	if c.URL != "" {
-		attrs = append(attrs, slog.String("url", transports.RedactURL(c.URL)))
+		attrs = append(attrs, slog.String("url", c.URL.String()))
 	}
 	if len(c.ClusterAddrs) > 0 {
 		attrs = append(attrs, slog.Any("cluster_addrs", c.ClusterAddrs))
@@ -317,7 +317,7 @@ func (c Config) LogValue() slog.Value {
 		attrs = append(attrs, slog.String("username", c.Username))
 	}
 	if c.Password != "" {
-		attrs = append(attrs, slog.String("password", "xxxxx"))
+		attrs = append(attrs, slog.String("password", c.Password.String()))
 	}
 	return slog.GroupValue(attrs...)
 }
@@ -328,7 +328,7 @@ func (c *Config) target() string {
 	case len(c.ClusterAddrs) > 0:
 		return "cluster " + strings.Join(c.ClusterAddrs, ",")
 	case c.URL != "":
-		return transports.RedactURL(c.URL)
+		return c.URL.String()
 	default:
 		return c.Addr
 	}
@@ -344,7 +344,7 @@ func (c *Config) client() (goredis.UniversalClient, error) {
 		return goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs:        c.ClusterAddrs,
 			Username:     c.Username,
-			Password:     c.Password,
+			Password:     c.Password.Reveal(),
 			TLSConfig:    tlsCfg,
 			PoolSize:     c.PoolSize,
 			MinIdleConns: c.MinIdleConns,
@@ -353,10 +353,10 @@ func (c *Config) client() (goredis.UniversalClient, error) {
 			WriteTimeout: c.WriteTimeout,
 		}), nil
 	}
-	opts := &goredis.Options{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB}
+	opts := &goredis.Options{Addr: c.Addr, Username: c.Username, Password: c.Password.Reveal(), DB: c.DB}
 	if c.URL != "" {
-		if opts, err = goredis.ParseURL(c.URL); err != nil {
-			return nil, fmt.Errorf("url %s: %s", transports.RedactURL(c.URL), transports.RedactError(err, c.secrets()...))
+		if opts, err = goredis.ParseURL(c.URL.Reveal()); err != nil {
+			return nil, fmt.Errorf("url %s: %s", c.URL.String(), transports.RedactError(err, c.secrets()...))
 		}
 	}
 	if tlsCfg != nil {
@@ -393,5 +393,5 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 // secrets returns what of c must never be printed: the password, the URL
 // and the URL's password.
 func (c *Config) secrets() []string {
-	return append(transports.URLSecrets(c.URL), c.URL, c.Password)
+	return append(transports.URLSecrets(c.URL.Reveal()), c.URL.Reveal(), c.Password.Reveal())
 }
