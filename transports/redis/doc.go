@@ -183,7 +183,8 @@
 // The transport is a transports.Inspector and a transports.Browser, and
 // both only read (XINFO GROUPS, XPENDING, XRANGE, ZCARD): they create no
 // key or group, read as no consumer and ack or claim nothing. Groups lists
-// the consumer groups of a topic's stream. Backlog counts what a group has
+// the consumer groups of a topic's stream, TopicExists whether the stream
+// exists. Backlog counts what a group has
 // not acked: the entries not yet delivered to it (the lag XINFO GROUPS
 // reports, or, where it reports none, as on Redis 6.2 or after an XDEL, a
 // count of the entries after the group's last-delivered-id), its pending

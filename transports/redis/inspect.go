@@ -41,6 +41,20 @@ func (t *Transport) Groups(ctx context.Context, topic string) ([]string, error) 
 	return names, nil
 }
 
+// TopicExists reports whether topic's stream exists (EXISTS): a topic
+// that was published to, or that a group was provisioned on. It creates
+// nothing.
+func (t *Transport) TopicExists(ctx context.Context, topic string) (bool, error) {
+	if t.isClosed() {
+		return false, ErrClosed
+	}
+	n, err := t.client.Exists(ctx, t.Stream(topic)).Result()
+	if err != nil {
+		return false, t.redact(fmt.Errorf("redis transport: EXISTS %s: %w", t.Stream(topic), err))
+	}
+	return n > 0, nil
+}
+
 // Backlog reports what group has not acked on topic: the entries not yet
 // delivered to it (XINFO GROUPS lag, or a count of the entries after its
 // last-delivered-id where Redis does not report the lag), its pending

@@ -53,7 +53,7 @@ func redisState(t *testing.T, raw *goredis.Client, tr *redis.Transport, topic st
 	return b.String()
 }
 
-// Groups, Backlog and Browse report pending, undelivered and delayed
+// Groups, Backlog, Browse and TopicExists report pending, undelivered and delayed
 // messages, decode them as a subscription does, and change nothing in
 // Redis: no key, group, consumer, delivery or pending entry.
 func TestInspectorReadsOnly(t *testing.T) {
@@ -127,6 +127,12 @@ func TestInspectorReadsOnly(t *testing.T) {
 		}
 		if groups, err := tr.Groups(ctx, topic+".missing"); err != nil || len(groups) != 0 {
 			t.Errorf("Groups of a missing topic = %v, %v", groups, err)
+		}
+		if ok, err := tr.TopicExists(ctx, topic); err != nil || !ok {
+			t.Errorf("TopicExists(%s) = %v, %v; want true", topic, ok, err)
+		}
+		if ok, err := tr.TopicExists(ctx, topic+".missing"); err != nil || ok {
+			t.Errorf("TopicExists of a missing topic = %v, %v; want false", ok, err)
 		}
 	}
 	if after := redisState(t, raw, tr, topic); after != state {
