@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -20,7 +21,8 @@ import (
 const childEnv = "BUSLINE_REDIS_TEST_CHILD"
 
 // runChild consumes CHILD_TOPIC as CHILD_GROUP on BUSLINE_REDIS_ADDR, until
-// killed. Mode "ordered" is runOrderedChild. Mode "hang" prints "handling <uuid>" for the first message and
+// killed. Mode "ordered" is runOrderedChild, mode "dialfail"
+// runDialFailChild. Mode "hang" prints "handling <uuid>" for the first message and
 // never acks it; mode "ack" prints "ready" once subscribed, then
 // "got <uuid>" for every message, which it acks.
 func runChild() int {
@@ -28,6 +30,9 @@ func runChild() int {
 	defer cancel()
 	cfg := redis.Config{Addr: redisAddr(), Logger: quietLogger()}
 	mode := os.Getenv(childEnv)
+	if mode == "dialfail" {
+		return runDialFailChild(ctx)
+	}
 	tr, err := redis.New(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -160,4 +165,12 @@ func (c *child) kill() []string {
 	}
 	_ = c.cmd.Wait()
 	return rest
+}
+
+// runDialFailChild connects to a closed port with a JSON logger on stdout,
+// prints New's error to stdout, and writes nothing to stderr itself.
+func runDialFailChild(ctx context.Context) int {
+	_, err := redis.New(ctx, redis.Config{Addr: "127.0.0.1:1", DialTimeout: time.Second, Logger: slog.New(slog.NewJSONHandler(os.Stdout, nil))})
+	fmt.Printf("error: %v\n", err)
+	return 0
 }

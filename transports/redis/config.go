@@ -16,15 +16,17 @@ import (
 )
 
 // Config configures the Redis transport; it is the YAML section
-// transport.redis. The zero value connects to 127.0.0.1:6379 with the
-// defaults given on each field.
+// transport.redis. The zero value connects to $BUSLINE_REDIS_ADDR, else
+// 127.0.0.1:6379, with the defaults given on each field.
 type Config struct {
 	// URL is a redis:// or rediss:// URL (redis://user:password@host:6379/0).
 	// When set it replaces Addr, Username, Password and DB, and rediss
 	// turns TLS on. It prints with its password redacted. Default: empty.
 	URL transports.SecretURL `yaml:"url"`
 
-	// Addr is host:port of a single Redis server. Default: 127.0.0.1:6379.
+	// Addr is host:port of a single Redis server. Default:
+	// $BUSLINE_REDIS_ADDR (EnvAddr) when set, else 127.0.0.1:6379; neither
+	// is used when URL or ClusterAddrs is set.
 	Addr string `yaml:"addr"`
 
 	// ClusterAddrs are seed host:port addresses of a Redis Cluster. When set,
@@ -170,7 +172,12 @@ type TLSConfig struct {
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
-// DefaultAddr is the address used when Config names none.
+// EnvAddr is the environment variable read for the server address when
+// Config names none (no Addr, URL or ClusterAddrs).
+const EnvAddr = "BUSLINE_REDIS_ADDR"
+
+// DefaultAddr is the address used when neither Config nor EnvAddr names
+// one.
 const DefaultAddr = "127.0.0.1:6379"
 
 // DefaultKeyPrefix is the default Config.KeyPrefix.
@@ -178,7 +185,10 @@ const DefaultKeyPrefix = "busline:"
 
 func (c *Config) setDefaults() {
 	if c.Addr == "" && c.URL == "" && len(c.ClusterAddrs) == 0 {
-		c.Addr = DefaultAddr
+		c.Addr = os.Getenv(EnvAddr)
+		if c.Addr == "" {
+			c.Addr = DefaultAddr
+		}
 	}
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = DefaultKeyPrefix

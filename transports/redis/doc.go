@@ -30,6 +30,23 @@
 //
 //	XADD busline:orders.placed * ce_id 42 ce_type orders.placed ce_source py ce_specversion 1.0 content-type application/json payload '{"id":42}'
 //
+// # Connecting
+//
+// Config.Addr defaults to $BUSLINE_REDIS_ADDR (EnvAddr), else
+// 127.0.0.1:6379. New checks the connection with PING, and its error says
+// what to check: whether redis-server runs and the address, for a refused
+// or timed-out connection; the username and password, for WRONGPASS or
+// NOAUTH; the TLS settings, for a TLS failure. Config.Password is a
+// transports.Secret and Config.URL a transports.SecretURL: no fmt verb,
+// slog handler or encoder shows the password.
+//
+// go-redis logs failed dials to a logger of its own, one per process
+// (goredis.SetLogger), stderr by default. The first transport created
+// replaces it, once, with one that sends the report of a transport's
+// failed dial to that transport's Config.Logger and anything else to
+// slog.Default(); later transports leave it be, and an application can
+// set its own after creating its first transport.
+//
 // # Delivery semantics
 //
 // At least once. Publish returns once Redis replied to XADD (with

@@ -1,9 +1,18 @@
 package redis
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/transports"
 )
@@ -47,4 +56,46 @@ func (e *MalformedEntryError) Error() string {
 // from its text and from the texts of the errors it wraps.
 func (t *Transport) redact(err error) error {
 	return transports.RedactError(err, t.secrets...)
+}
+
+// connectError is New's error for a PING that failed: it names the server
+// and says what to check, by the kind of failure.
+func connectError(cfg *Config, err error) error {
+	if hint := connectHint(cfg, err); hint != "" {
+		return fmt.Errorf("redis transport: cannot reach Redis at %s: %w (%s)", cfg.target(), err, hint)
+	}
+	return fmt.Errorf("redis transport: cannot reach Redis at %s: %w", cfg.target(), err)
+}
+
+// connectHint says what to check after err, a failure to connect and PING;
+// empty when it has nothing to say.
+func connectHint(cfg *Config, err error) string {
+	tlsOn := cfg.TLS.Enabled || strings.HasPrefix(cfg.URL.Reveal(), "rediss:")
+	var (
+		record   tls.RecordHeaderError
+		alert    tls.AlertError
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		dns      *net.DNSError
+		netErr   net.Error
+	)
+	switch {
+	case goredis.IsAuthError(err) || strings.Contains(err.Error(), "without any password configured"):
+		return "Redis refused the credentials: check transport.redis.username and password, or those of transport.redis.url"
+	case goredis.IsPermissionError(err):
+		return "the ACL user may not run PING or the stream commands busline needs: check its ACL rules"
+	case errors.As(err, &record):
+		return "TLS handshake failed, the server does not speak TLS on this port: check the TLS settings (transport.redis.tls.enabled, a rediss:// url) and the port"
+	case errors.As(err, &alert), errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &hostname), errors.As(err, &invalid),
+		strings.Contains(err.Error(), "tls: "), strings.Contains(err.Error(), "x509: "):
+		return "TLS failed: check the TLS settings, transport.redis.tls ca_file, cert_file, key_file and server_name (the server's certificate must be signed by ca_file and name the host)"
+	case !tlsOn && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
+		return "the server closed the connection: if it requires TLS, check the TLS settings (set transport.redis.tls.enabled or use a rediss:// url)"
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, context.DeadlineExceeded), errors.As(err, &dns),
+		errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "is redis-server running? start one with `make brokers` (scripts/brokers.sh), or set transport.redis.addr / " + EnvAddr
+	}
+	return ""
 }

@@ -14,8 +14,8 @@ import (
 
 // TestTLS runs a private redis-server with TLS that requires client
 // certificates: the transport connects with the CA, certificate and key
-// files and carries a message; a wrong CA is refused with an error that
-// says it is a certificate problem.
+// files and carries a message; a wrong CA, or no TLS at all, is refused
+// with an error that says to check the TLS settings.
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	certs, err := testcerts.Write(t.TempDir())
@@ -37,8 +37,13 @@ func TestTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err = redis.New(ctx, redis.Config{Addr: addr, Logger: quietLogger(), TLS: redis.TLSConfig{Enabled: true, CAFile: certs.OtherCA, CertFile: certs.ClientCert, KeyFile: certs.ClientKey}})
-	if err == nil || !strings.Contains(err.Error(), "certificate") {
-		t.Errorf("connecting with the wrong CA: %v, want a certificate error", err)
+	if err == nil || !strings.Contains(err.Error(), "certificate") || !strings.Contains(err.Error(), "check the TLS settings") || strings.Contains(err.Error(), "redis-server running") {
+		t.Errorf("connecting with the wrong CA: %v, want a certificate error that says to check the TLS settings", err)
+	}
+	_, err = redis.New(ctx, redis.Config{Addr: addr, Logger: quietLogger()})
+	t.Log(err)
+	if err == nil || !strings.Contains(err.Error(), "TLS") || strings.Contains(err.Error(), "redis-server running") {
+		t.Errorf("connecting without TLS to a TLS port: %v, want an error that says to check the TLS settings", err)
 	}
 }
 

@@ -42,6 +42,8 @@ type Transport struct {
 	once    sync.Once
 	batcher *batcher // shares pipelines between concurrent publishers
 
+	lastDialErr lastDialError // the client's last dial error, for goRedisLog
+
 	liveOnce sync.Once      // starts keepAlive
 	liveWG   sync.WaitGroup // keepAlive
 
@@ -62,8 +64,18 @@ var (
 )
 
 // New connects to Redis as cfg says and checks the connection with PING. It
-// returns every configuration problem at once, and an error that says how to
-// start Redis when it cannot reach it.
+// returns every configuration problem at once, and, when PING fails, an
+// error that says what to check: whether Redis runs and its address (for a
+// refused or timed-out connection), the username and password (for an
+// authentication error), or the TLS settings (for a TLS error).
+//
+// go-redis logs failed dials itself, to a logger it keeps for the whole
+// process (goredis.SetLogger), stderr by default. The first transport
+// created replaces it, once per process, with one that sends go-redis's
+// report of a transport's failed dial to that transport's Logger, as a
+// warning, and any other go-redis message to slog.Default(); later
+// transports leave it be. To send go-redis's log elsewhere, call
+// goredis.SetLogger after New.
 func New(ctx context.Context, cfg Config) (*Transport, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -76,14 +88,16 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 	t := newTransport(cfg, client)
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = t.Close()
-		return nil, t.redact(fmt.Errorf("redis transport: cannot reach Redis at %s: %w (is redis-server running? start one with `make brokers` (scripts/brokers.sh), or set transport.redis.addr / BUSLINE_REDIS_ADDR)", cfg.target(), err))
+		return nil, t.redact(connectError(&cfg, err))
 	}
 	return t, nil
 }
 
 // NewWithClient returns a transport over an existing go-redis client, for
 // Sentinel setups or options Config does not offer. Close closes the
-// client. Config's connection fields are ignored.
+// client. Config's connection fields are ignored. It adds a hook to client
+// so that go-redis's log of its failed dials goes to Config.Logger (see
+// New).
 func NewWithClient(client goredis.UniversalClient, cfg Config) (*Transport, error) {
 	if client == nil {
 		return nil, errors.New("redis transport: nil client (build one with goredis.NewClient or NewUniversalClient)")
@@ -96,8 +110,9 @@ func NewWithClient(client goredis.UniversalClient, cfg Config) (*Transport, erro
 }
 
 func newTransport(cfg Config, client goredis.UniversalClient) *Transport {
+	routeGoRedisLog()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Transport{
+	t := &Transport{
 		ctx:         ctx,
 		cancel:      cancel,
 		cfg:         cfg,
@@ -109,6 +124,9 @@ func newTransport(cfg Config, client goredis.UniversalClient) *Transport {
 		subscribers: map[*subscriber]struct{}{},
 		movers:      map[string]*mover{},
 	}
+	client.AddHook(dialHook{t})
+	dialing.Store(t, struct{}{})
+	return t
 }
 
 // Client returns the go-redis client the transport uses.
@@ -216,6 +234,7 @@ func (t *Transport) Close() error {
 		t.liveWG.Wait()
 		t.batcher.close()
 		err = t.redact(t.client.Close())
+		dialing.Delete(t)
 	})
 	return err
 }
