@@ -114,8 +114,9 @@ type SASLConfig struct {
 	// Username to authenticate as. Required with a Mechanism.
 	Username string `yaml:"username"`
 
-	// Password of Username. It is never logged nor included in errors.
-	Password string `yaml:"password"`
+	// Password of Username. It prints, logs and marshals as redacted
+	// (transports.Secret) and is never included in errors.
+	Password transports.Secret `yaml:"password"`
 }
 
 // TLSConfig is the TLS section of [Config].
@@ -312,11 +313,11 @@ func (c *Config) clientOpts() ([]kgo.Opt, error) {
 	}
 	switch c.SASL.Mechanism {
 	case "PLAIN":
-		opts = append(opts, kgo.SASL(plain.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsMechanism()))
+		opts = append(opts, kgo.SASL(plain.Auth{User: c.SASL.Username, Pass: c.SASL.Password.Reveal()}.AsMechanism()))
 	case "SCRAM-SHA-256":
-		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsSha256Mechanism()))
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password.Reveal()}.AsSha256Mechanism()))
 	case "SCRAM-SHA-512":
-		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password}.AsSha512Mechanism()))
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password.Reveal()}.AsSha512Mechanism()))
 	}
 	if c.TLS.enabled() {
 		tc, err := c.TLS.build()

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,11 @@ func TestConfigStringHidesPassword(t *testing.T) {
 	cfg := kafka.Config{Brokers: []string{"k1:9092"}, SASL: kafka.SASLConfig{Mechanism: "PLAIN", Username: "u", Password: "hunter2"}}
 	if s := cfg.String(); strings.Contains(s, "hunter2") || !strings.Contains(s, "PLAIN as u") {
 		t.Errorf("Config.String() = %q: want the mechanism and user, not the password", s)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if s := fmt.Sprintf(verb, cfg.SASL); strings.Contains(s, "hunter2") {
+			t.Errorf("Sprintf(%q, SASLConfig) = %q: it shows the password", verb, s)
+		}
 	}
 }
 

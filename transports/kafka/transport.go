@@ -109,7 +109,7 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		t.logger = slog.Default()
 	}
 	if cfg.SASL.Password != "" {
-		t.secrets = []string{cfg.SASL.Password}
+		t.secrets = []string{cfg.SASL.Password.Reveal()}
 	}
 	base, err := cfg.clientOpts()
 	if err != nil {
