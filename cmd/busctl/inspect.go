@@ -48,10 +48,11 @@ var errNotListable = errors.New("the broker cannot list the groups of a topic")
 
 // inspectorFor returns the inspector of t and a function that releases it,
 // or a nil inspector for a transport busctl cannot inspect without writing.
+//
+// The brokers busline ships come first, whether or not they are a
+// transports.Inspector: their inspectors here also tell whether a topic
+// exists, which Inspector cannot (tail's check needs it).
 func inspectorFor(ctx context.Context, t transports.Transport) (groupInspector, func(), error) {
-	if in, ok := t.(transports.Inspector); ok {
-		return inspectorOf{in}, func() {}, nil
-	}
 	switch tt := t.(type) {
 	case *redis.Transport:
 		return redisInspector{tt}, func() {}, nil
@@ -67,6 +68,9 @@ func inspectorFor(ctx context.Context, t transports.Transport) (groupInspector, 
 			return nil, nil, err
 		}
 		return ki, ki.client.Close, nil
+	}
+	if in, ok := t.(transports.Inspector); ok {
+		return inspectorOf{in}, func() {}, nil
 	}
 	return nil, func() {}, nil
 }
