@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/busline/busline/transports"
@@ -69,6 +70,14 @@ type Config struct {
 	// "classic" or "quorum" (replicated, with a delivery count). It must
 	// match existing queues. Default: "classic".
 	QueueType string `yaml:"queue_type"`
+
+	// HeaderPrefix is the prefix of the CloudEvents attributes in the AMQP
+	// headers busline writes: "cloudEvents:" (cloudEvents:id, the
+	// CloudEvents AMQP binding's), "cloudEvents_", "ce-" (knative
+	// eventing-rabbitmq's) or "ce_" (what busline wrote before this
+	// setting: keep it while consumers read only ce_ headers). busline
+	// reads all four whatever this says. Default: "cloudEvents:".
+	HeaderPrefix string `yaml:"header_prefix"`
 
 	// QueueExpires makes RabbitMQ delete a group queue that has had no
 	// consumer for this long (x-expires), messages included: for short-lived
@@ -177,6 +186,9 @@ func (c *Config) setDefaults() {
 	if c.QueueType == "" {
 		c.QueueType = QueueClassic
 	}
+	if c.HeaderPrefix == "" {
+		c.HeaderPrefix = PrefixAMQP
+	}
 	if c.Prefetch == 0 {
 		c.Prefetch = 32
 	}
@@ -234,6 +246,9 @@ func (c Config) Validate() error {
 	}
 	if c.QueueType != QueueClassic && c.QueueType != QueueQuorum {
 		errs = append(errs, fmt.Errorf("queue_type %q is not %q or %q", c.QueueType, QueueClassic, QueueQuorum))
+	}
+	if !slices.Contains(headerPrefixes, c.HeaderPrefix) {
+		errs = append(errs, fmt.Errorf("header_prefix %q is not one of %q", c.HeaderPrefix, headerPrefixes))
 	}
 	for _, d := range []struct {
 		name string

@@ -236,7 +236,7 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 	dest := ExchangeName(topic)
 	pubs := make([]amqp.Publishing, len(msgs))
 	for i, m := range msgs {
-		pubs[i] = toPublishing(m, true)
+		pubs[i] = toPublishing(m, true, t.cfg.HeaderPrefix)
 		pubs[i].Headers[delayToHeader] = dest
 	}
 	if err := t.pool.publishMandatory(ctx, DelayLevelName(t.cfg.QueueType, level), delayRoutingKey(units), msgs, pubs); err != nil {

@@ -7,6 +7,15 @@
 // subscriber: they lose or loop on messages in the ways listed under
 // "Adapter faults closed" below.
 //
+// # CloudEvents headers
+//
+// The CloudEvents attributes (metadata ce_<name>) are written as the AMQP
+// headers Config.HeaderPrefix names: cloudEvents:<name> by default, as the
+// CloudEvents AMQP binding says, or cloudEvents_, knative's ce- or the
+// former ce_. Every one of those prefixes is read back as ce_<name>. A
+// message with neither an id header nor a message-id property gets a new
+// id as its ce_id the first time it is read.
+//
 // # Topology
 //
 // Each topic is a durable fanout exchange named after the topic

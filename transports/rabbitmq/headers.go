@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/wire"
 )
 
 // uuidHeader carries the Watermill message UUID under the key
@@ -17,20 +20,45 @@ import (
 // watermill-amqp applications and busline read each other's messages.
 const uuidHeader = "_watermill_message_uuid"
 
-// metaContentType and metaID are the metadata keys (bus.MetaContentType and
-// bus.MetaID) that are also written as AMQP properties.
+// metaContentType and metaID are the metadata keys that are also written
+// as AMQP properties.
 const (
-	metaContentType = "content-type"
-	metaID          = "ce_id"
+	metaContentType = wire.MetaContentType
+	metaID          = wire.MetaID
 )
+
+// The prefixes of CloudEvents attributes in AMQP headers. busline writes
+// HeaderPrefix (Config.HeaderPrefix) and reads all of them.
+const (
+	// PrefixAMQP is the AMQP protocol binding's: "cloudEvents:id"
+	// (CloudEvents AMQP binding 1.0.2 and 1.0.3). The default.
+	PrefixAMQP = "cloudEvents:"
+	// PrefixAMQPUnderscore is the AMQP binding 1.0.3's alternative,
+	// "cloudEvents_id", for clients that cannot use ":" in names.
+	PrefixAMQPUnderscore = "cloudEvents_"
+	// PrefixKnative is knative eventing-rabbitmq's: "ce-id".
+	PrefixKnative = "ce-"
+	// PrefixBusline is what busline wrote before, and its metadata key
+	// prefix: "ce_id".
+	PrefixBusline = wire.AttributePrefix
+)
+
+// headerPrefixes are the prefixes read, longest first so that
+// "cloudEvents_" is not taken for another.
+var headerPrefixes = []string{PrefixAMQPUnderscore, PrefixAMQP, PrefixKnative, PrefixBusline}
 
 // toPublishing writes msg the way watermill-amqp's DefaultMarshaler does
 // (metadata as string headers, the UUID in a header, persistent delivery
-// mode), and also sets the content-type and message-id properties for
-// plain clients.
-func toPublishing(msg *message.Message, persistent bool) amqp.Publishing {
+// mode), with the CloudEvents attributes under prefix, and also sets the
+// content-type and message-id properties for plain clients.
+func toPublishing(msg *message.Message, persistent bool, prefix string) amqp.Publishing {
 	headers := make(amqp.Table, len(msg.Metadata)+1)
 	for k, v := range msg.Metadata {
+		if prefix != PrefixBusline {
+			if name, ok := strings.CutPrefix(k, wire.AttributePrefix); ok {
+				k = prefix + name
+			}
+		}
 		headers[k] = v
 	}
 	headers[uuidHeader] = msg.UUID
@@ -62,8 +90,10 @@ func toPublishing(msg *message.Message, persistent bool) amqp.Publishing {
 // content-type header.
 func toMessage(d *amqp.Delivery) *message.Message {
 	id, _ := d.Headers[uuidHeader].(string)
-	if id == "" {
-		id, _ = d.Headers[metaID].(string)
+	for _, prefix := range headerPrefixes {
+		if id == "" {
+			id, _ = d.Headers[prefix+"id"].(string)
+		}
 	}
 	if id == "" {
 		id = d.MessageId
@@ -81,7 +111,7 @@ func toMessage(d *amqp.Delivery) *message.Message {
 		if k == uuidHeader || k == publishIDHeader || delayed && (k == delayToHeader || slices.Contains(deathHeaders, k)) {
 			continue
 		}
-		msg.Metadata[k] = headerText(v)
+		msg.Metadata[metadataKey(k)] = headerText(v)
 	}
 	if _, ok := msg.Metadata[metaContentType]; !ok && d.ContentType != "" {
 		msg.Metadata[metaContentType] = d.ContentType
@@ -90,6 +120,18 @@ func toMessage(d *amqp.Delivery) *message.Message {
 		msg.Metadata[metaID] = id
 	}
 	return msg
+}
+
+// metadataKey is the metadata key of AMQP header k: a CloudEvents attribute
+// under any of headerPrefixes becomes "ce_" and its name, whatever the
+// producer's binding.
+func metadataKey(k string) string {
+	for _, prefix := range headerPrefixes {
+		if name, ok := strings.CutPrefix(k, prefix); ok && name != "" {
+			return wire.AttributePrefix + name
+		}
+	}
+	return k
 }
 
 // headerText renders an AMQP field value as text: strings and byte slices

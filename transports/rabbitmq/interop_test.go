@@ -98,46 +98,104 @@ func TestInteropPlainClientToBusline(t *testing.T) {
 // content-type and message-id properties) for a plain AMQP client.
 func TestInteropBuslineToPlainClient(t *testing.T) {
 	requireBroker(t)
-	tr := newTransport(t, rabbitmq.Config{})
-	topic, _ := ids("interop.out")
-	raw := rawChannel(t)
-	q, err := raw.QueueDeclare("", false, true, true, false, nil)
-	if err != nil {
-		t.Fatalf("declare queue: %v", err)
-	}
-	if err := raw.ExchangeDeclare(rabbitmq.ExchangeName(topic), "fanout", true, false, false, false, nil); err != nil {
-		t.Fatalf("declare exchange: %v", err)
-	}
-	if err := raw.QueueBind(q.Name, "", rabbitmq.ExchangeName(topic), false, nil); err != nil {
-		t.Fatalf("bind: %v", err)
-	}
-	deliveries, err := raw.Consume(q.Name, "", true, true, false, false, nil)
-	if err != nil {
-		t.Fatalf("consume: %v", err)
-	}
-	b := newBus(t, tr, topic, nil)
-	if err := bus.Publish(context.Background(), b, OrderPlaced{Order: "B-2", Seq: 1}, bus.WithCorrelationID("corr-7")); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	select {
-	case d := <-deliveries:
-		for _, k := range []string{"ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_correlationid"} {
-			if s, ok := d.Headers[k].(string); !ok || s == "" {
-				t.Errorf("header %s = %#v, want a non-empty string", k, d.Headers[k])
+	for _, prefix := range []string{"", rabbitmq.PrefixBusline, rabbitmq.PrefixKnative} {
+		want := prefix
+		if want == "" {
+			want = rabbitmq.PrefixAMQP // the default: the AMQP binding's
+		}
+		t.Run("Prefix"+want, func(t *testing.T) {
+			tr := newTransport(t, rabbitmq.Config{HeaderPrefix: prefix})
+			topic, _ := ids("interop.out")
+			raw := rawChannel(t)
+			q, err := raw.QueueDeclare("", false, true, true, false, nil)
+			if err != nil {
+				t.Fatalf("declare queue: %v", err)
 			}
+			if err := raw.ExchangeDeclare(rabbitmq.ExchangeName(topic), "fanout", true, false, false, false, nil); err != nil {
+				t.Fatalf("declare exchange: %v", err)
+			}
+			if err := raw.QueueBind(q.Name, "", rabbitmq.ExchangeName(topic), false, nil); err != nil {
+				t.Fatalf("bind: %v", err)
+			}
+			deliveries, err := raw.Consume(q.Name, "", true, true, false, false, nil)
+			if err != nil {
+				t.Fatalf("consume: %v", err)
+			}
+			b := newBus(t, tr, topic, nil)
+			if err := bus.Publish(context.Background(), b, OrderPlaced{Order: "B-2", Seq: 1}, bus.WithCorrelationID("corr-7")); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			select {
+			case d := <-deliveries:
+				for _, k := range []string{"id", "type", "source", "specversion", "time", "correlationid"} {
+					if s, ok := d.Headers[want+k].(string); !ok || s == "" {
+						t.Errorf("header %s = %#v, want a non-empty string", want+k, d.Headers[want+k])
+					}
+				}
+				if d.Headers[want+"type"] != (OrderPlaced{}).EventName() || d.Headers[want+"source"] != "interop-test" || d.Headers[want+"correlationid"] != "corr-7" {
+					t.Errorf("headers %v", d.Headers)
+				}
+				if d.ContentType != "application/json" || d.MessageId != d.Headers[want+"id"] || d.DeliveryMode != amqp.Persistent {
+					t.Errorf("properties content-type %q message-id %q delivery-mode %d", d.ContentType, d.MessageId, d.DeliveryMode)
+				}
+				var e OrderPlaced
+				if err := json.Unmarshal(d.Body, &e); err != nil || e.Order != "B-2" {
+					t.Errorf("body %s: %v", d.Body, err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("the plain client got nothing")
+			}
+		})
+	}
+}
+
+// A plain client's CloudEvents headers are read under every prefix in use:
+// the AMQP binding's cloudEvents: and cloudEvents_, knative's ce- and ce_.
+func TestInteropEveryHeaderPrefix(t *testing.T) {
+	requireBroker(t)
+	tr := newTransport(t, rabbitmq.Config{})
+	topic, group := ids("interop.prefixes")
+	got := make(chan bus.Metadata, 4)
+	newBus(t, tr, topic, func(b *bus.Bus) {
+		if err := bus.Subscribe(b, group, func(ctx context.Context, e OrderPlaced) error {
+			md, _ := bus.MetadataFrom(ctx)
+			got <- md
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
-		if d.Headers["ce_type"] != (OrderPlaced{}).EventName() || d.Headers["ce_source"] != "interop-test" || d.Headers["ce_correlationid"] != "corr-7" {
-			t.Errorf("headers %v", d.Headers)
+	})
+	raw := rawChannel(t)
+	prefixes := []string{rabbitmq.PrefixAMQP, rabbitmq.PrefixAMQPUnderscore, rabbitmq.PrefixKnative, rabbitmq.PrefixBusline}
+	for i, p := range prefixes {
+		err := raw.PublishWithContext(context.Background(), rabbitmq.ExchangeName(topic), "", false, false, amqp.Publishing{
+			ContentType: "application/json; charset=utf-8",
+			Body:        []byte(fmt.Sprintf(`{"order":"P","seq":%d}`, i)),
+			Headers: amqp.Table{
+				p + "id": fmt.Sprintf("id-%d", i), p + "type": OrderPlaced{}.EventName(), p + "source": "/" + p,
+				p + "specversion": "1.0", p + "correlationid": "corr",
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if d.ContentType != "application/json" || d.MessageId != d.Headers["ce_id"] || d.DeliveryMode != amqp.Persistent {
-			t.Errorf("properties content-type %q message-id %q delivery-mode %d", d.ContentType, d.MessageId, d.DeliveryMode)
+	}
+	seen := map[string]bool{}
+	for range prefixes {
+		select {
+		case md := <-got:
+			seen[md.ID] = true
+			if md.Event != (OrderPlaced{}).EventName() || md.CorrelationID != "corr" || md.Source == "" {
+				t.Errorf("metadata %+v: the attributes were not read", md)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("handled %d of %d messages", len(seen), len(prefixes))
 		}
-		var e OrderPlaced
-		if err := json.Unmarshal(d.Body, &e); err != nil || e.Order != "B-2" {
-			t.Errorf("body %s: %v", d.Body, err)
+	}
+	for i := range prefixes {
+		if !seen[fmt.Sprintf("id-%d", i)] {
+			t.Errorf("no message with id id-%d (prefix %q)", i, prefixes[i])
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the plain client got nothing")
 	}
 }
 

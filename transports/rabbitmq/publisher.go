@@ -108,7 +108,7 @@ func (p *publishPool) publish(parent context.Context, topic string, msgs []*mess
 	exchange := ExchangeName(topic)
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
 	for _, m := range msgs {
-		pub := toPublishing(m, true)
+		pub := toPublishing(m, true, p.cfg.HeaderPrefix)
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, "", false, false, pub)
 		if err != nil {
 			return fmt.Errorf("rabbitmq: publish message %s to %s: %w (not sent; safe to retry)", m.UUID, topic, err)
@@ -222,7 +222,7 @@ func (p *publishPool) publishLane(parent context.Context, topic string, msgs []*
 	}
 	pubs := make([]amqp.Publishing, len(msgs))
 	for i, m := range msgs {
-		pubs[i] = toPublishing(m, true)
+		pubs[i] = toPublishing(m, true, p.cfg.HeaderPrefix)
 	}
 	if err := p.publishMandatory(ctx, ExchangeName(topic), "", msgs, pubs); err != nil {
 		return fmt.Errorf("rabbitmq: publish to lane %s: %w", topic, err)
