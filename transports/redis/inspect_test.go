@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports/redis"
 	"github.com/busline/busline/wire"
 )
@@ -209,5 +210,47 @@ func TestBacklogWithoutLag(t *testing.T) {
 	}
 	if !b.Oldest.Equal(published) {
 		t.Errorf("Oldest = %v, want the first entry's ce_time %v", b.Oldest, published)
+	}
+}
+
+// bus.PoisonLane.List reads a Redis poison lane through Browse: it lists
+// every message and changes nothing (no sweep marker, no read as the
+// group, no ack).
+func TestPoisonListReadsOnly(t *testing.T) {
+	t.Parallel()
+	tr := open(t, redis.Config{})
+	raw := rawClient(t, redisAddr())
+	ctx := context.Background()
+	topic, group := uniq("plist"), "g"
+	lane := wire.PoisonTopic(topic, group)
+	t.Cleanup(func() { dropStreams(tr, topic) })
+	for _, tp := range []string{topic, lane} {
+		if err := tr.ProvisionGroup(ctx, tp, group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, err := tr.Publisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for i := range 3 {
+		msg := message.NewMessage(fmt.Sprintf("p-%d", i), []byte("{}"))
+		msg.Metadata.Set(wire.MetaID, msg.UUID)
+		if err := pub.Publish(lane, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := redisState(t, raw, tr, topic)
+	pl, err := bus.NewPoisonLane(tr, topic, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := pl.List(ctx)
+	if err != nil || len(list) != 3 || list[0].ID != "p-0" {
+		t.Fatalf("List = %d messages, %v; want p-0, p-1, p-2", len(list), err)
+	}
+	if after := redisState(t, raw, tr, topic); after != state {
+		t.Errorf("listing the poison lane changed Redis:\nbefore:\n%s\nafter:\n%s", state, after)
 	}
 }
