@@ -1,12 +1,10 @@
 package kafka
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,16 +47,15 @@ type member struct {
 	cl    *kgo.Client
 	log   *slog.Logger
 
-	mu         sync.Mutex
-	parts      map[int32]*part
-	ready      []*part       // partitions with records to hand out, in turn
-	wake       chan struct{} // closed, and replaced, when work or room appears
-	queued     int           // records fetched and not yet handed out
-	consumers  int
-	concurrent int // consumers of ConsumeConcurrent among them
-	stopped    bool
-	stopCh     chan struct{} // closed when the last consumer leaves
-	lastErr    error         // why the member is not in the group, nil once it is
+	mu        sync.Mutex
+	parts     map[int32]*part
+	ready     []*part       // partitions with records to hand out, in turn
+	wake      chan struct{} // closed, and replaced, when work or room appears
+	queued    int           // records fetched and not yet handed out
+	consumers int
+	stopped   bool
+	stopCh    chan struct{} // closed when the last consumer leaves
+	lastErr   error         // why the member is not in the group, nil once it is
 
 	commitMu sync.Mutex // serializes commits: a stale one never rewinds a newer
 	done     chan struct{}
@@ -288,16 +285,9 @@ func (m *member) poll(ctx context.Context) {
 }
 
 // window is how many batches of one partition may be in flight: one per
-// consumer, so that a single consumer keeps the partition's order; any
-// number while a concurrent consumer runs, since it hands its batches out
-// one after the other, in order, and its limit bounds what is in flight.
-// m.mu is held.
-func (m *member) window() int {
-	if m.concurrent > 0 {
-		return maxQueued
-	}
-	return max(m.consumers, 1)
-}
+// consumer, so that a single consumer keeps the partition's order. m.mu is
+// held.
+func (m *member) window() int { return max(m.consumers, 1) }
 
 // makeReady queues p for a consumer if it has records to hand out and room
 // in its window. m.mu is held.
@@ -633,123 +623,6 @@ func (m *member) work(ctx context.Context, handle func(ctx context.Context, msg 
 			return
 		}
 	}
-}
-
-// consumeConcurrent is one consumer that hands each record of its batches
-// to handle without waiting for its outcome: up to limit messages are
-// unsettled at once, settled in any order (transports.ConcurrentConsumer).
-// A batch keeps its partition's window slot until each of its messages is
-// settled, so a revoke waits for them as for any batch in flight.
-func (m *member) consumeConcurrent(ctx context.Context, limit int, handle func(*message.Message)) {
-	m.mu.Lock()
-	m.concurrent++
-	m.mu.Unlock()
-	defer func() {
-		m.mu.Lock()
-		m.concurrent--
-		m.mu.Unlock()
-	}()
-	slots := make(chan struct{}, max(limit, 1))
-	var outcomes sync.WaitGroup
-	defer outcomes.Wait()
-	for {
-		p, batch := m.next(ctx)
-		if p == nil {
-			return
-		}
-		bctx, cancel := context.WithCancel(ctx)
-		stop := context.AfterFunc(p.ctx, cancel)
-		var (
-			mu      sync.Mutex
-			nacked  []*kgo.Record
-			pending sync.WaitGroup
-		)
-		i := 0
-	batch:
-		for ; i < len(batch); i++ {
-			if ctx.Err() != nil || m.ending() || m.isRevoked(p) {
-				break // the rest go back to the partition
-			}
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				break batch
-			case <-m.stopCh:
-				break batch
-			case <-m.s.closed:
-				break batch
-			case <-m.s.t.closed:
-				break batch
-			}
-			r := batch[i]
-			msg := unmarshal(r)
-			msg.SetContext(bctx)
-			pending.Add(1)
-			go func() {
-				defer pending.Done()
-				defer func() { <-slots }()
-				select {
-				case <-msg.Acked():
-					p.track.ack(r.Offset)
-					return
-				case <-msg.Nacked():
-				case <-m.s.closed:
-				case <-m.s.t.closed:
-				}
-				select {
-				case <-msg.Acked(): // acked as the subscriber closed
-					p.track.ack(r.Offset)
-				default:
-					mu.Lock()
-					nacked = append(nacked, r)
-					mu.Unlock()
-				}
-			}()
-			handle(msg)
-		}
-		rest := batch[i:]
-		outcomes.Add(1)
-		go func() {
-			defer outcomes.Done()
-			pending.Wait()
-			stop()
-			cancel()
-			m.giveBackMany(p, rest, nacked)
-		}()
-	}
-}
-
-// giveBackMany ends a batch of p handed out concurrently: rest were never
-// handed out and go back to the front of the queue; nacked are handed out
-// again after Config.NackDelay, in offset order, before the records behind
-// them.
-func (m *member) giveBackMany(p *part, rest, nacked []*kgo.Record) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(rest) > 0 && !p.revoked {
-		p.queue = append(rest[:len(rest):len(rest)], p.queue...)
-		m.queued += len(rest)
-	}
-	p.inflight--
-	if p.inflight == 0 {
-		close(p.idle)
-	}
-	if len(nacked) > 0 && !p.revoked {
-		slices.SortFunc(nacked, func(a, b *kgo.Record) int { return cmp.Compare(a.Offset, b.Offset) })
-		time.AfterFunc(m.s.t.cfg.NackDelay, func() {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			if p.revoked {
-				return
-			}
-			p.queue = append(nacked[:len(nacked):len(nacked)], p.queue...)
-			m.queued += len(nacked)
-			m.makeReady(p)
-			m.signal()
-		})
-	}
-	m.makeReady(p)
-	m.signal()
 }
 
 func (m *member) isRevoked(p *part) bool {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/busline/busline/transports"
 	"github.com/busline/busline/wire"
 )
 
@@ -42,11 +41,7 @@ type subscriber struct {
 	wg      sync.WaitGroup
 }
 
-var (
-	_ message.SubscribeInitializer  = (*subscriber)(nil)
-	_ transports.Consumer           = (*subscriber)(nil)
-	_ transports.ConcurrentConsumer = (*subscriber)(nil)
-)
+var _ message.SubscribeInitializer = (*subscriber)(nil)
 
 func newSubscriber(t *Transport, group string) *subscriber {
 	return &subscriber{t: t, group: group, members: map[string]*member{}, closed: make(chan struct{})}
@@ -79,21 +74,6 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*message.Message)) (<-chan struct{}, error) {
 	done := make(chan struct{})
 	err := s.join(ctx, topic, func(m *member) { m.consume(ctx, handle) }, func() { close(done) })
-	if err != nil {
-		return nil, err
-	}
-	return done, nil
-}
-
-// ConsumeConcurrent is Consume with up to limit messages in flight,
-// settled in any order: see transports.ConcurrentConsumer. Each ack is
-// recorded at once; the committed offset stays at the first message not
-// acked, and the ones acked beyond it are listed in the commit metadata. A
-// nacked message is handed out again after Config.NackDelay; one unsettled
-// when the subscriber or the transport closes goes back to the partition.
-func (s *subscriber) ConsumeConcurrent(ctx context.Context, topic string, limit int, handle func(*message.Message)) (<-chan struct{}, error) {
-	done := make(chan struct{})
-	err := s.join(ctx, topic, func(m *member) { m.consumeConcurrent(ctx, limit, handle) }, func() { close(done) })
 	if err != nil {
 		return nil, err
 	}
