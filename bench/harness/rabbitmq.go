@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/rabbitmq"
 )
 
@@ -119,7 +120,7 @@ func openRabbitMQ(ctx context.Context, c *Config, _ string) (*plugin, error) {
 		closeFn: wmPub.Close,
 	}
 
-	bt, err := rabbitmq.New(ctx, rabbitmq.Config{URL: rawURL, Logger: quiet, ConnectionName: "busline-bench"})
+	bt, err := rabbitmq.New(ctx, rabbitmq.Config{URL: transports.SecretURL(rawURL), Logger: quiet, ConnectionName: "busline-bench"})
 	if err != nil {
 		_ = p.close()
 		return nil, fmt.Errorf("busline rabbitmq transport: %w", err)

@@ -38,7 +38,7 @@ func (n *privateNode) unacked(t *testing.T, queue string) int {
 // counts it unacked.
 func TestBatchedAckFlushedWhileNextHandlerRuns(t *testing.T) {
 	n := startedPrivateNode(t)
-	tr := newTransport(t, rabbitmq.Config{URL: n.url(), Prefetch: 8})
+	tr := newTransport(t, rabbitmq.Config{URL: transports.SecretURL(n.url()), Prefetch: 8})
 	topic, group := ids("acks.flush")
 	sub, err := tr.Subscriber(group)
 	if err != nil {

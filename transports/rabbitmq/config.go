@@ -40,7 +40,7 @@ type Config struct {
 	// URL is the broker's AMQP URI, amqp:// or amqps://, with the user,
 	// password and virtual host: amqp://user:password@host:5672/vhost.
 	// Default: $BUSLINE_RABBITMQ_URL, else amqp://guest:guest@localhost:5672/.
-	URL string `yaml:"url"`
+	URL transports.SecretURL `yaml:"url"`
 
 	// TLS configures amqps:// connections. Ignored for amqp:// URLs unless a
 	// field is set, which is then an error.
@@ -163,10 +163,10 @@ func (t TLSConfig) isZero() bool { return t == TLSConfig{} }
 
 func (c *Config) setDefaults() {
 	if c.URL == "" {
-		c.URL = os.Getenv(EnvURL)
+		c.URL = transports.SecretURL(os.Getenv(EnvURL))
 	}
 	if c.URL == "" {
-		c.URL = DefaultURL
+		c.URL = transports.SecretURL(DefaultURL)
 	}
 	if c.Auth == "" {
 		c.Auth = AuthPlain
@@ -223,14 +223,14 @@ func (c *Config) setDefaults() {
 // as New does.
 func (c Config) Validate() error {
 	var errs []error
-	u, err := url.Parse(c.URL)
+	u, err := url.Parse(c.URL.Reveal())
 	switch {
 	case err != nil:
-		errs = append(errs, fmt.Errorf("url %s is not a valid URL (want amqp://user:password@host:5672/vhost; percent-encode reserved characters in the password)", transports.RedactURL(c.URL)))
+		errs = append(errs, fmt.Errorf("url %s is not a valid URL (want amqp://user:password@host:5672/vhost; percent-encode reserved characters in the password)", c.URL))
 	case u.Scheme != "amqp" && u.Scheme != "amqps":
-		errs = append(errs, fmt.Errorf("url %s: scheme must be amqp or amqps", transports.RedactURL(c.URL)))
+		errs = append(errs, fmt.Errorf("url %s: scheme must be amqp or amqps", c.URL))
 	case u.Scheme == "amqp" && !c.TLS.isZero():
-		errs = append(errs, fmt.Errorf("tls is set but url %s is not amqps:// (use amqps:// to connect with TLS)", transports.RedactURL(c.URL)))
+		errs = append(errs, fmt.Errorf("tls is set but url %s is not amqps:// (use amqps:// to connect with TLS)", c.URL))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls.cert_file and tls.key_file must be set together"))
@@ -294,10 +294,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// String returns c with the URL's password redacted.
+// String returns c with the URL's password redacted (URL is a
+// transports.SecretURL).
 func (c Config) String() string {
 	r := c
-	r.URL = transports.RedactURL(c.URL)
 	r.Logger = nil
 	type plain Config // no String method: no recursion
 	return fmt.Sprintf("%+v", plain(r))
@@ -317,7 +317,7 @@ func (c Config) Format(f fmt.State, verb rune) {
 
 // tlsConfig builds the client's TLS configuration; nil for amqp:// URLs.
 func (c Config) tlsConfig() (*tls.Config, error) {
-	u, err := url.Parse(c.URL)
+	u, err := url.Parse(c.URL.Reveal())
 	if err != nil || u.Scheme != "amqps" {
 		return nil, nil
 	}

@@ -21,14 +21,14 @@ func TestConformance(t *testing.T) {
 			Service: "conformance",
 			Logger:  quietLogger(),
 			Decode: func(into any) error {
-				*(into.(*rabbitmq.Config)) = rabbitmq.Config{URL: brokerURL(), QueueExpires: testQueueExpires}
+				*(into.(*rabbitmq.Config)) = rabbitmq.Config{URL: transports.SecretURL(brokerURL()), QueueExpires: testQueueExpires}
 				return nil
 			},
 		},
 		New: func(t *testing.T) transports.Transport {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
-			tr, err := rabbitmq.New(ctx, rabbitmq.Config{URL: brokerURL(), Logger: quietLogger(), QueueExpires: testQueueExpires})
+			tr, err := rabbitmq.New(ctx, rabbitmq.Config{URL: transports.SecretURL(brokerURL()), Logger: quietLogger(), QueueExpires: testQueueExpires})
 			if err != nil {
 				t.Fatalf("rabbitmq.New: %v", err)
 			}

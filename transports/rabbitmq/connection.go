@@ -10,8 +10,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/busline/busline/transports"
 )
 
 // connection keeps one AMQP connection open: when the broker closes it or
@@ -76,7 +74,7 @@ func (c *connection) dial(ctx context.Context) (*amqp.Connection, error) {
 	if c.cfg.Auth == AuthExternal {
 		ac.SASL = []amqp.Authentication{&amqp.ExternalAuth{}}
 	}
-	conn, err := amqp.DialConfig(c.cfg.URL, ac)
+	conn, err := amqp.DialConfig(c.cfg.URL.Reveal(), ac)
 	if err != nil {
 		return nil, connectError(err, c.cfg)
 	}
@@ -101,7 +99,7 @@ func connectError(err error, cfg *Config) error {
 	case strings.Contains(err.Error(), "tls:"):
 		hint = "check the TLS settings: tls.ca_file, tls.cert_file, tls.key_file"
 	}
-	return redactError(fmt.Errorf("connect to RabbitMQ at %s: %w (%s)", transports.RedactURL(cfg.URL), err, hint), cfg.URL)
+	return redactError(fmt.Errorf("connect to RabbitMQ at %s: %w (%s)", cfg.URL.String(), err, hint), cfg.URL.Reveal())
 }
 
 func (c *connection) set(conn *amqp.Connection) {
@@ -125,14 +123,14 @@ func (c *connection) watch(conn *amqp.Connection) {
 			c.conn = nil
 			c.ready = make(chan struct{})
 			c.mu.Unlock()
-			c.cfg.Logger.Warn("rabbitmq: connection lost, reconnecting", "role", c.role, "error", redactError(amqpErr(err), c.cfg.URL))
+			c.cfg.Logger.Warn("rabbitmq: connection lost, reconnecting", "role", c.role, "error", redactError(amqpErr(err), c.cfg.URL.Reveal()))
 		}
 		var ok bool
 		if conn, ok = c.reconnect(); !ok {
 			return
 		}
 		c.set(conn)
-		c.cfg.Logger.Info("rabbitmq: reconnected", "role", c.role, "url", transports.RedactURL(c.cfg.URL))
+		c.cfg.Logger.Info("rabbitmq: reconnected", "role", c.role, "url", c.cfg.URL.String())
 	}
 }
 
@@ -192,7 +190,7 @@ func (c *connection) get(ctx context.Context) (*amqp.Connection, uint64, error) 
 			case <-c.closing:
 				return nil, 0, ErrClosed
 			case <-ctx.Done():
-				return nil, 0, fmt.Errorf("rabbitmq: waiting for the connection to %s: %w", transports.RedactURL(c.cfg.URL), ctx.Err())
+				return nil, 0, fmt.Errorf("rabbitmq: waiting for the connection to %s: %w", c.cfg.URL.String(), ctx.Err())
 			case <-time.After(10 * time.Millisecond):
 			}
 			continue
@@ -202,7 +200,7 @@ func (c *connection) get(ctx context.Context) (*amqp.Connection, uint64, error) 
 		case <-c.closing:
 			return nil, 0, ErrClosed
 		case <-ctx.Done():
-			return nil, 0, fmt.Errorf("rabbitmq: broker at %s unreachable, still reconnecting: %w", transports.RedactURL(c.cfg.URL), ctx.Err())
+			return nil, 0, fmt.Errorf("rabbitmq: broker at %s unreachable, still reconnecting: %w", c.cfg.URL.String(), ctx.Err())
 		}
 	}
 }
@@ -232,7 +230,7 @@ func (c *connection) close() error {
 		c.mu.Unlock()
 		if conn != nil && !conn.IsClosed() {
 			if cerr := conn.Close(); cerr != nil && !errors.Is(cerr, amqp.ErrClosed) {
-				err = redactError(cerr, c.cfg.URL)
+				err = redactError(cerr, c.cfg.URL.Reveal())
 			}
 		}
 	})

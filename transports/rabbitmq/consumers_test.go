@@ -18,7 +18,7 @@ import (
 func TestConsumeReturnsRegistered(t *testing.T) {
 	requireBroker(t)
 	t.Parallel()
-	tr := newTransport(t, rabbitmq.Config{URL: brokerURL(), Logger: quietLogger()})
+	tr := newTransport(t, rabbitmq.Config{URL: transports.SecretURL(brokerURL()), Logger: quietLogger()})
 	topic, group := ids("registered")
 	sub, err := tr.Subscriber(group)
 	if err != nil {

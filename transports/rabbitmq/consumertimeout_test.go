@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/rabbitmq"
 	"github.com/busline/busline/wire"
 )
@@ -36,7 +37,7 @@ func TestHandlerOutlastingConsumerTimeoutIsPoisoned(t *testing.T) {
 	t.Parallel()
 	n := ownPrivateNode(t, nodeOptions{consumerTimeout: 5 * time.Second})
 	const attempts = 2
-	tr := newTransport(t, rabbitmq.Config{URL: n.url(), TimeoutAttempts: attempts, ConsumerTimeout: 5 * time.Second})
+	tr := newTransport(t, rabbitmq.Config{URL: transports.SecretURL(n.url()), TimeoutAttempts: attempts, ConsumerTimeout: 5 * time.Second})
 	topic, group := ids("consumer.timeout")
 	queue := rabbitmq.QueueName(topic, group)
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/rabbitmq"
 )
 
@@ -47,7 +48,7 @@ func (n *privateNode) objects(t *testing.T, subs ...string) (queues, exchanges, 
 // queues and the shared delay levels, and one binding per destination.
 func TestDelayObjectsBounded(t *testing.T) {
 	n := startedPrivateNode(t)
-	tr := newTransport(t, rabbitmq.Config{URL: n.url()})
+	tr := newTransport(t, rabbitmq.Config{URL: transports.SecretURL(n.url())})
 	topic, group := ids("delay.objects")
 	var mu sync.Mutex
 	failures := 0

@@ -14,6 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/rabbitmq"
 	"github.com/busline/busline/wire"
 )
@@ -165,7 +166,7 @@ func (l *logLines) has(sub ...string) bool {
 func TestLaneQueueRedeclaredOnReconnect(t *testing.T) {
 	n := startedPrivateNode(t)
 	logs := &logLines{}
-	tr := newTransport(t, rabbitmq.Config{URL: n.url(), ReconnectInitial: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, Logger: slog.New(logs)})
+	tr := newTransport(t, rabbitmq.Config{URL: transports.SecretURL(n.url()), ReconnectInitial: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, Logger: slog.New(logs)})
 	topic, group := ids("lanes.reconnect")
 	poison := wire.PoisonTopic(topic, group)
 	if err := tr.ProvisionGroup(context.Background(), poison, group); err != nil {

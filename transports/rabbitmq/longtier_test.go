@@ -14,6 +14,7 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/middleware"
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/rabbitmq"
 )
 
@@ -73,7 +74,7 @@ func TestLongTierHoldsNoConsumer(t *testing.T) {
 	const consumerTimeout = 60 * time.Second
 	n := ownPrivateNode(t, nodeOptions{consumerTimeout: consumerTimeout})
 	w := &warnings{}
-	tr := newTransport(t, rabbitmq.Config{URL: n.url(), Logger: slog.New(w)})
+	tr := newTransport(t, rabbitmq.Config{URL: transports.SecretURL(n.url()), Logger: slog.New(w)})
 	topic, group := ids("delay.longtier")
 
 	// The control: a plain consumer that never acks its delivery.

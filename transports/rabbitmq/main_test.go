@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/rabbitmq"
 )
 
@@ -53,7 +54,7 @@ func requireBroker(t testing.TB) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, err := rabbitmq.New(ctx, rabbitmq.Config{URL: brokerURL(), Logger: quietLogger()})
+	tr, err := rabbitmq.New(ctx, rabbitmq.Config{URL: transports.SecretURL(brokerURL()), Logger: quietLogger()})
 	if err != nil {
 		t.Fatalf("RabbitMQ unreachable: %v\nstart it with `sudo apt-get install rabbitmq-server && sudo service rabbitmq-server start` or `bash scripts/brokers.sh`, or point %s at a running broker", err, rabbitmq.EnvURL)
 	}
@@ -68,7 +69,7 @@ const testQueueExpires = 10 * time.Minute
 func newTransport(t testing.TB, cfg rabbitmq.Config) *rabbitmq.Transport {
 	t.Helper()
 	if cfg.URL == "" {
-		cfg.URL = brokerURL()
+		cfg.URL = transports.SecretURL(brokerURL())
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()

@@ -14,6 +14,6 @@ import (
 func TestOpenTelemetry(t *testing.T) {
 	requireBroker(t)
 	otelbustest.Exercise(t, func(t *testing.T) transports.Transport {
-		return newTransport(t, rabbitmq.Config{URL: brokerURL(), Logger: quietLogger(), QueueExpires: testQueueExpires})
+		return newTransport(t, rabbitmq.Config{URL: transports.SecretURL(brokerURL()), Logger: quietLogger(), QueueExpires: testQueueExpires})
 	})
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/rabbitmq"
 )
 
@@ -29,7 +31,7 @@ func TestPasswordNeverPrinted(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			cfg := rabbitmq.Config{URL: c.url, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			cfg := rabbitmq.Config{URL: transports.SecretURL(c.url), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			tr, err := rabbitmq.New(ctx, cfg)
@@ -43,7 +45,8 @@ func TestPasswordNeverPrinted(t *testing.T) {
 			printed := []string{
 				err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err),
 				fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), cfg.String(),
-				fmt.Sprintf("%+v", &cfg), logs.String(),
+				fmt.Sprintf("%+v", &cfg), fmt.Sprintf("%s", cfg), fmt.Sprintf("%q", cfg.URL), logs.String(),
+				logged(slog.NewJSONHandler, cfg), logged(slog.NewTextHandler, cfg),
 			}
 			for e := err; e != nil; {
 				u, ok := e.(interface{ Unwrap() error })
@@ -62,4 +65,12 @@ func TestPasswordNeverPrinted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// logged is what handler h writes for a log line holding cfg, as a value
+// and as its fields.
+func logged[H slog.Handler](h func(w io.Writer, o *slog.HandlerOptions) H, cfg rabbitmq.Config) string {
+	var b bytes.Buffer
+	slog.New(h(&b, nil)).Info("config", "config", cfg, "url", cfg.URL, "tls", cfg.TLS)
+	return b.String()
 }

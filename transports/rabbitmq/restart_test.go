@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/rabbitmq"
 )
 
@@ -26,7 +27,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	const publishers, perPublisher = 10, 1000
 	const total = publishers * perPublisher
 	tr := newTransport(t, rabbitmq.Config{
-		URL:            n.url(),
+		URL:            transports.SecretURL(n.url()),
 		ReconnectMax:   500 * time.Millisecond,
 		PublishTimeout: 5 * time.Second,
 		Heartbeat:      2 * time.Second,

@@ -155,7 +155,7 @@ func (c *consumer) run(ctx context.Context) {
 		if delivered {
 			wait = cfg.ReconnectInitial
 		}
-		cfg.Logger.Warn("rabbitmq: consumer stopped, starting over", "queue", c.queue, "error", redactError(err, cfg.URL), "retry_in", wait)
+		cfg.Logger.Warn("rabbitmq: consumer stopped, starting over", "queue", c.queue, "error", redactError(err, cfg.URL.Reveal()), "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/transports/rabbitmq"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestTLS(t *testing.T) {
 	n := startedPrivateNode(t)
 	t.Run("RoundTrip", func(t *testing.T) {
-		tr := newTransport(t, rabbitmq.Config{URL: n.tlsURL(), TLS: rabbitmq.TLSConfig{
+		tr := newTransport(t, rabbitmq.Config{URL: transports.SecretURL(n.tlsURL()), TLS: rabbitmq.TLSConfig{
 			CAFile: n.certs.CA, CertFile: n.certs.ClientCert, KeyFile: n.certs.ClientKey,
 		}})
 		topic, group := ids("tls")
@@ -36,13 +37,13 @@ func TestTLS(t *testing.T) {
 	})
 	t.Run("ServerNameOverride", func(t *testing.T) {
 		url := strings.Replace(n.tlsURL(), "localhost", "127.0.0.1", 1)
-		newTransport(t, rabbitmq.Config{URL: url, TLS: rabbitmq.TLSConfig{CAFile: n.certs.CA, ServerName: "localhost"}})
+		newTransport(t, rabbitmq.Config{URL: transports.SecretURL(url), TLS: rabbitmq.TLSConfig{CAFile: n.certs.CA, ServerName: "localhost"}})
 	})
 	t.Run("ExternalAuth", func(t *testing.T) {
 		// The client certificate's common name, guest, is the user; the URL
 		// carries no password.
 		url := strings.Replace(n.tlsURL(), "guest:guest@", "", 1)
-		tr := newTransport(t, rabbitmq.Config{URL: url, Auth: rabbitmq.AuthExternal, TLS: rabbitmq.TLSConfig{
+		tr := newTransport(t, rabbitmq.Config{URL: transports.SecretURL(url), Auth: rabbitmq.AuthExternal, TLS: rabbitmq.TLSConfig{
 			CAFile: n.certs.CA, CertFile: n.certs.ClientCert, KeyFile: n.certs.ClientKey,
 		}})
 		if err := tr.Health(context.Background()); err != nil {
@@ -52,7 +53,7 @@ func TestTLS(t *testing.T) {
 	t.Run("WrongCA", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		tr, err := rabbitmq.New(ctx, rabbitmq.Config{URL: n.tlsURL(), Logger: quietLogger(), TLS: rabbitmq.TLSConfig{CAFile: n.certs.OtherCA}})
+		tr, err := rabbitmq.New(ctx, rabbitmq.Config{URL: transports.SecretURL(n.tlsURL()), Logger: quietLogger(), TLS: rabbitmq.TLSConfig{CAFile: n.certs.OtherCA}})
 		if err == nil {
 			_ = tr.Close()
 			t.Fatal("connected with a CA that did not sign the broker's certificate")
@@ -67,7 +68,7 @@ func TestTLS(t *testing.T) {
 		}
 	})
 	t.Run("TLSWithoutAmqps", func(t *testing.T) {
-		_, err := rabbitmq.New(context.Background(), rabbitmq.Config{URL: n.url(), TLS: rabbitmq.TLSConfig{CAFile: n.certs.CA}})
+		_, err := rabbitmq.New(context.Background(), rabbitmq.Config{URL: transports.SecretURL(n.url()), TLS: rabbitmq.TLSConfig{CAFile: n.certs.CA}})
 		if err == nil || !strings.Contains(err.Error(), "use amqps://") {
 			t.Errorf("New = %v, want an error saying to use amqps://", err)
 		}

@@ -65,7 +65,7 @@ var (
 func New(ctx context.Context, cfg Config) (*Transport, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, redactError(fmt.Errorf("rabbitmq: invalid config: %w", err), cfg.URL)
+		return nil, redactError(fmt.Errorf("rabbitmq: invalid config: %w", err), cfg.URL.Reveal())
 	}
 	pub, err := dialConnection(ctx, &cfg, "publish")
 	if err != nil {
@@ -139,11 +139,11 @@ func (t *Transport) Health(ctx context.Context) error {
 		conn := c.conn
 		c.mu.Unlock()
 		if conn == nil || conn.IsClosed() {
-			return fmt.Errorf("rabbitmq: %s connection to %s is down, reconnecting", c.role, transports.RedactURL(t.cfg.URL))
+			return fmt.Errorf("rabbitmq: %s connection to %s is down, reconnecting", c.role, t.cfg.URL.String())
 		}
 		ch, _, err := c.channel(ctx)
 		if err != nil {
-			return redactError(err, t.cfg.URL)
+			return redactError(err, t.cfg.URL.Reveal())
 		}
 		_ = ch.Close()
 	}
