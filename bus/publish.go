@@ -156,7 +156,7 @@ func (b *Bus) sendNow(ctx context.Context, topic string, delay time.Duration, ms
 func (b *Bus) publishDelayed(ctx context.Context, topic string, delay time.Duration, msgs []*message.Message) error {
 	d, ok := b.transport.(transports.Delayer)
 	if !ok {
-		return fmt.Errorf("with a delay: %w: %T cannot keep a message until it is due (use a transport that implements transports.Delayer: memory, redis or rabbitmq)", ErrDelayUnsupported, b.transport)
+		return fmt.Errorf("with a delay: %w: %T cannot keep a message until it is due (use a transport that implements transports.Delayer: memory, rabbitmq, redis or kafka)", ErrDelayUnsupported, b.transport)
 	}
 	if limit := b.transport.Features().MaxDelay; limit > 0 && delay > limit {
 		return fmt.Errorf("with a delay of %v: %w: the transport keeps messages for at most %v", delay, ErrDelayUnsupported, limit)

@@ -54,7 +54,7 @@ const (
 // AllTransports, AllWays and AllScenarios are the defaults of Config.
 var (
 	AllTransports = []string{Memory, RabbitMQ, Redis, Kafka}
-	AllWays       = []string{WayRaw, WayWatermill, WayTransport, WayBusline}
+	AllWays       = []string{WayRaw, WayRawSarama, WayWatermill, WayTransport, WayBusline}
 	AllScenarios  = []string{ScenarioPublish1, ScenarioPublishN, ScenarioE2E, ScenarioDrain, ScenarioLatency}
 )
 

@@ -33,9 +33,10 @@
 // broker confirmed it (raw clients confirm asynchronously and are waited for
 // before the clock stops), every consumer acks after its handler ran, and
 // queues, streams and messages are durable where the broker offers it. The
-// raw Sarama producer and plain watermill-kafka use Sarama's defaults (acks
-// from the leader, not idempotent); busline's kafka transport waits for all
-// in-sync replicas with an idempotent producer. Plain watermill-amqp
+// raw Kafka row is franz-go's async producer with busline's guarantees
+// (idempotent, acks=all); the raw-sarama row and plain watermill-kafka use
+// Sarama's defaults (acks from the leader, not idempotent), as busline's
+// kafka transport, on franz-go, does not. Plain watermill-amqp
 // publishes without confirms, its documented default.
 //
 // # Ordering

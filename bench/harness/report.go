@@ -111,7 +111,7 @@ type target struct {
 var targets = []target{
 	{RabbitMQ, WayRaw, 0.8, "RabbitMQ: busline e2e ≥ 0.8× raw amqp091 (async confirms)"},
 	{Redis, WayRaw, 0.5, "Redis: busline e2e ≥ 0.5× raw go-redis (pipelined)"},
-	{Kafka, WayRaw, 0.5, "Kafka: busline e2e ≥ 0.5× raw Sarama (async producer)"},
+	{Kafka, WayRaw, 0.5, "Kafka: busline e2e ≥ 0.5× raw franz-go (async, idempotent, acks=all)"},
 	{Memory, WayWatermill, 0.8, "memory: busline e2e ≥ 0.8× Watermill GoChannel + router"},
 	{Memory, WayTransport, 0.9, "memory: typed layer costs ≤ 10% (busline ≥ 0.9× router over the same transport)"},
 	{RabbitMQ, WayTransport, 0.9, "RabbitMQ: typed layer costs ≤ 10%"},
