@@ -38,7 +38,7 @@ lint: vet
 
 ## soak: the long repetitions the issues measure, not part of make test (20 runs of the Kafka stop/kill scenarios, 10,000-event crash loops, -count=20 of the race-prone cases)
 soak: brokers
-	BUSLINE_SOAK=1 $(GO) test -race -count=1 -timeout 90m -run 'TestGracefulStopNoDuplicates|TestKillMidStream|TestKillRestartFiveTimes' ./transports/kafka
+	BUSLINE_SOAK=1 $(GO) test -race -count=1 -timeout 90m -run 'TestGracefulStopNoDuplicates|TestKillMidStream|TestKillRestartFiveTimes|TestScheduledUnderLoad' ./transports/kafka
 	BUSLINE_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run 'TestOrderedAcrossCrashes' ./transports/redis
 	$(GO) test -race -count=20 -timeout 60m -run 'TestConformance/Universal/TestTopic' ./transports/kafka
 	$(GO) test -race -count=20 -timeout 60m -run 'TestConformance/Bus/(KeyOrdered|PerKeyOrder|CompetingConsumers)|TestConformance/Pipeline/ShutdownIsNotAFailure' ./transports/memory
