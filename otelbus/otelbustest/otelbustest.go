@@ -27,6 +27,7 @@ import (
 	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/otelbus"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/transporttest"
 	"github.com/busline/busline/wire"
 )
 
@@ -117,7 +118,7 @@ func Journey(t *testing.T, open func(t *testing.T) transports.Transport, mode ot
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
-	start(t, e.Bus)
+	transporttest.Start(t, e.Bus)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -387,25 +388,6 @@ func (e *Env) Collect() metricdata.ResourceMetrics {
 		e.T.Fatalf("collect metrics: %v", err)
 	}
 	return rm
-}
-
-func start(t *testing.T, b *bus.Bus) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.Running():
-	case err := <-done:
-		cancel()
-		t.Fatalf("Run: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
 }
 
 func equal(a, b []int) bool {
