@@ -307,3 +307,31 @@ func TestCloseDoesNotWaitForAStalledSubscribe(t *testing.T) {
 		t.Errorf("the stalled Subscribe returned %v, want the cancellation Close caused", err)
 	}
 }
+
+// timeoutBroker is a transport whose broker takes a delivery back after a
+// minute unsettled, as RabbitMQ's consumer_timeout does.
+type timeoutBroker struct{ *memory.Transport }
+
+func (timeoutBroker) ConsumerTimeout() time.Duration { return time.Minute }
+
+func TestSubscribeRefusesAttemptsBeyondConsumerTimeout(t *testing.T) {
+	t.Parallel()
+	tr := timeoutBroker{memory.New(memory.Config{})}
+	t.Cleanup(func() { _ = tr.Close() })
+	b, err := bus.New(tr, bus.Config{Service: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	h := func(context.Context, *ptrEvent) error { return nil }
+	err = bus.Subscribe(b, "slow", h, bus.WithTimeout(30*time.Second)) // 3 attempts: 90s
+	if err == nil || !strings.Contains(err.Error(), "consumer timeout of 1m0s") {
+		t.Errorf("Subscribe with 3 attempts of 30s on a 1m consumer timeout = %v, want it refused", err)
+	}
+	if err := bus.Subscribe(b, "fast", h, bus.WithTimeout(10*time.Second)); err != nil {
+		t.Errorf("Subscribe with 3 attempts of 10s on a 1m consumer timeout: %v", err)
+	}
+	if err := bus.Subscribe(b, "untimed", h); err != nil {
+		t.Errorf("Subscribe without a timeout: %v", err)
+	}
+}

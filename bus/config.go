@@ -74,7 +74,9 @@ type SubscriptionConfig struct {
 	Concurrency int
 
 	// Timeout bounds each handler attempt; the handler's context is
-	// cancelled when it expires. Default: 0, no timeout.
+	// cancelled when it expires. On a transports.ConsumerTimeouter
+	// (RabbitMQ), Subscribe refuses a Timeout whose attempts and backoff
+	// could outlast the broker's consumer timeout. Default: 0, no timeout.
 	Timeout time.Duration
 
 	// Retry overrides Config.Retry for this subscription. Default: nil, the

@@ -74,11 +74,37 @@ func Subscribe[T Event](b *Bus, group string, h Handler[T], opts ...SubscribeOpt
 		opt(&cfg)
 	}
 	cfg.resolve(&b.cfg)
-	if err := cfg.validate(); err != nil {
+	if err := errors.Join(cfg.validate(), b.checkConsumerTimeout(cfg)); err != nil {
 		return fmt.Errorf("bus.Subscribe %s for group %s: %w", name, group, err)
 	}
 	s := &subscription[T]{bus: b, event: name, topic: b.topic(name), group: group, handle: h}
 	return b.addSubscription(s.event, s.group, s.topic, cfg, s.handleMessage)
+}
+
+// checkConsumerTimeout refuses a subscription whose delivery, at its worst
+// (every immediate attempt running out its timeout, with the backoff between
+// them), would stay unsettled past the broker's limit: the broker would take
+// it back while its handler runs, and run it again.
+func (b *Bus) checkConsumerTimeout(cfg SubscriptionConfig) error {
+	ct, ok := b.transport.(transports.ConsumerTimeouter)
+	if !ok || cfg.Timeout <= 0 {
+		return nil
+	}
+	limit := ct.ConsumerTimeout()
+	if limit <= 0 {
+		return nil
+	}
+	r := *cfg.Retry
+	worst := time.Duration(r.Attempts) * cfg.Timeout
+	waits := r.NewBackOff()
+	waits.RandomizationFactor = 0
+	for range r.Attempts - 1 {
+		worst += time.Duration(float64(waits.NextBackOff()) * (1 + max(r.Jitter, 0)))
+	}
+	if worst < limit {
+		return nil
+	}
+	return fmt.Errorf("%d attempts of at most %v each, with their backoff, can take %v, beyond the broker's consumer timeout of %v, which would take the message back and run it again: lower the timeout or the attempts, or raise the broker's limit (and the transport's setting for it)", r.Attempts, cfg.Timeout, worst, limit)
 }
 
 // subscription is one typed handler of one group.

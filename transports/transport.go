@@ -171,6 +171,16 @@ type Browser interface {
 	Browse(ctx context.Context, topic, group string, limit int) ([]*message.Message, error)
 }
 
+// ConsumerTimeouter is implemented by transports whose broker takes a
+// delivery back when it stays unsettled too long (RabbitMQ's
+// consumer_timeout): the bus refuses a subscription whose attempts, by
+// their timeout, could outlast it.
+type ConsumerTimeouter interface {
+	// ConsumerTimeout is the longest a delivery may stay unsettled; zero
+	// means no limit.
+	ConsumerTimeout() time.Duration
+}
+
 // Backlog is what a group has yet to finish on a topic.
 type Backlog struct {
 	// Messages counts the messages the group has not acked: those waiting

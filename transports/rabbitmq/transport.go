@@ -51,10 +51,11 @@ type Transport struct {
 }
 
 var (
-	_ transports.Transport        = (*Transport)(nil)
-	_ transports.GroupProvisioner = (*Transport)(nil)
-	_ transports.GroupRemover     = (*Transport)(nil)
-	_ transports.Delayer          = (*Transport)(nil)
+	_ transports.Transport         = (*Transport)(nil)
+	_ transports.GroupProvisioner  = (*Transport)(nil)
+	_ transports.GroupRemover      = (*Transport)(nil)
+	_ transports.Delayer           = (*Transport)(nil)
+	_ transports.ConsumerTimeouter = (*Transport)(nil)
 )
 
 // New validates cfg, applies its defaults and connects to the broker. It
