@@ -120,8 +120,9 @@ func TestTail(t *testing.T) {
 
 			counted := startTail(t, "--config", path, "--count", "2", "--json", topic)
 			interrupted := startTail(t, "orders.placed", "--config", path) // an event name, mapped to topic
+			// One key, so that Kafka keeps them in one partition, in order.
 			for _, id := range []string{"o-1", "o-2"} {
-				mustRun(t, "publish", "--config", path, "--event", "orders.placed", "--data", `{"id":"`+id+`"}`)
+				mustRun(t, "publish", "--config", path, "--event", "orders.placed", "--key", "customer-1", "--data", `{"id":"`+id+`"}`)
 			}
 			lines := receive(t, counted.lines, 2, time.Minute, "tail --json lines")
 			for i, line := range lines {
