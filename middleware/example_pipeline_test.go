@@ -100,6 +100,7 @@ func ExampleLanes() {
 func ExampleRecoverer() {
 	handler := middleware.Recoverer(func(msg *message.Message) ([]*message.Message, error) {
 		var m map[string]int
+		//lint:ignore SA5000 the handler panics on purpose: that is what the example shows
 		m["boom"]++ // nil map
 		return nil, nil
 	})

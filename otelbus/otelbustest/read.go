@@ -192,7 +192,7 @@ func logTrace(t *testing.T, spans []sdktrace.ReadOnlySpan) {
 			}
 			for _, a := range s.Attributes() {
 				if k := string(a.Key); k == "busline.attempt" || k == "busline.tier" || k == "error.type" {
-					fmt.Fprintf(&b, " %s=%s", k, a.Value.Emit())
+					fmt.Fprintf(&b, " %s=%s", k, a.Value.String())
 				}
 			}
 			for _, ev := range s.Events() {

@@ -36,13 +36,15 @@ func committed(t testing.TB, addrs []string, group, topic string) (int64, string
 		t.Fatalf("offset fetch: %v", err)
 	}
 	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			md := ""
-			if rp.Metadata != nil {
-				md = *rp.Metadata
-			}
-			return rp.Offset, md
+		if len(rt.Partitions) == 0 {
+			continue
 		}
+		rp := rt.Partitions[0]
+		md := ""
+		if rp.Metadata != nil {
+			md = *rp.Metadata
+		}
+		return rp.Offset, md
 	}
 	return -1, ""
 }
