@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
 )
 
 // BatchItem is one event of a PublishBatch call, with its own options.
@@ -24,8 +26,8 @@ func Item(e Event, opts ...PublishOption) BatchItem { return BatchItem{Event: e,
 // deduplicate on Metadata.ID.
 type BatchError struct {
 	Sent      []string // confirmed by the broker: will be delivered
-	MaybeSent []string // in the send that failed: the broker may have some of them
-	NotSent   []string // never sent
+	MaybeSent []string // in a send that failed with transports.ErrMaybeSent: the broker may have some of them
+	NotSent   []string // never sent, or refused by the broker
 	Err       error    // why the send failed
 }
 
@@ -97,7 +99,12 @@ func PublishBatch(ctx context.Context, b *Bus, items ...BatchItem) ([]string, er
 	}
 	for i, s := range sends {
 		if err := b.send(ctx, s.topic, s.delay, s.msgs...); err != nil {
-			be := &BatchError{MaybeSent: s.ids, Err: err}
+			be := &BatchError{Err: err}
+			if errors.Is(err, transports.ErrMaybeSent) {
+				be.MaybeSent = s.ids
+			} else {
+				be.NotSent = append(be.NotSent, s.ids...)
+			}
 			for _, done := range sends[:i] {
 				be.Sent = append(be.Sent, done.ids...)
 			}

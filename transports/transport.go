@@ -15,6 +15,10 @@ import (
 type Transport interface {
 	// Publisher returns a publisher whose Publish returns only after the broker
 	// has the message (confirmed, acknowledged or stored, per transport).
+	// Publish returns by the deadline of the messages' context (plus a
+	// margin each transport documents); its errors wrap ErrMaybeSent when
+	// the broker may have stored a message anyway, and a
+	// *MessageTooLargeError for a message over Features().MaxMessageBytes.
 	Publisher() (message.Publisher, error)
 
 	// Subscriber returns a new subscriber that consumes as the consumer group
@@ -57,6 +61,11 @@ type Features struct {
 	// MaxDelay is the longest delay the transport's PublishDelayed accepts.
 	// Zero with NativeDelay means no limit.
 	MaxDelay time.Duration
+
+	// MaxMessageBytes is the largest message, as MessageSize counts it, that
+	// Publish and PublishDelayed accept; a larger one is refused before
+	// anything is sent with a *MessageTooLargeError. Zero means no limit.
+	MaxMessageBytes int
 }
 
 // Delayer is implemented by transports that can store a message until it is

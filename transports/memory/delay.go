@@ -67,7 +67,13 @@ func (h *delayHeap) Pop() any {
 // message holds nothing else, and Close stops the timer. Waiting messages
 // are lost with the process or on Close, like everything in this transport.
 // Delivery is late by the latency of the clock's timer only.
-func (t *Transport) PublishDelayed(_ context.Context, topic string, delay time.Duration, msgs ...*message.Message) error {
+func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time.Duration, msgs ...*message.Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := t.refuse(msgs); err != nil {
+		return err
+	}
 	if delay <= 0 {
 		return t.publish(topic, msgs)
 	}

@@ -21,7 +21,8 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	transporttest.Run(t, transporttest.Harness{
 		Kind: memory.Kind,
-		New:  func(*testing.T) transports.Transport { return memory.New(memory.Config{}) },
+		// A limit, so that the size cases run here too.
+		New: func(*testing.T) transports.Transport { return memory.New(memory.Config{MaxMessageBytes: 256 << 10}) },
 		Universal: tests.Features{
 			ConsumerGroups:        true,
 			GuaranteedOrder:       true,

@@ -40,6 +40,13 @@ type Config struct {
 	// bustest's) to make delayed messages due without sleeping. Not
 	// settable from YAML.
 	Clock Clock `yaml:"-"`
+
+	// MaxMessageBytes is the largest message Publish accepts, counted as
+	// transports.MessageSize counts it; a larger one is refused with a
+	// *transports.MessageTooLargeError. Default: 0, no limit. Set it to a
+	// broker's limit to find oversized events in tests before they reach
+	// the broker.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
 }
 
 // Transport is an in-process broker. The zero value is not usable; call New.
@@ -52,6 +59,7 @@ type Transport struct {
 
 	// The timer heap of PublishDelayed and its timer, guarded by mu.
 	clock     Clock
+	maxBytes  int
 	delays    delayHeap
 	delaySeq  uint64
 	timerStop func() bool // stops the armed timer; nil when none is armed
@@ -75,9 +83,10 @@ func New(cfg Config) *Transport {
 		clock = realClock{}
 	}
 	return &Transport{
-		topics: map[string]map[string]*queue{},
-		closed: make(chan struct{}),
-		clock:  clock,
+		topics:   map[string]map[string]*queue{},
+		closed:   make(chan struct{}),
+		clock:    clock,
+		maxBytes: max(cfg.MaxMessageBytes, 0),
 	}
 }
 
@@ -104,7 +113,7 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 // Features reports ordered, non-persistent delivery, and delays of any
 // length kept in the transport's timer heap.
 func (t *Transport) Features() transports.Features {
-	return transports.Features{OrderedPerKey: true, NativeDelay: true}
+	return transports.Features{OrderedPerKey: true, NativeDelay: true, MaxMessageBytes: t.maxBytes}
 }
 
 // Health returns ErrClosed after Close, nil before.
@@ -190,6 +199,9 @@ func (t *Transport) queue(topic, group string) (*queue, error) {
 }
 
 func (t *Transport) publish(topic string, msgs []*message.Message) error {
+	if err := t.refuse(msgs); err != nil {
+		return err
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.isClosed() {
@@ -261,4 +273,15 @@ func (t *Transport) Browse(_ context.Context, topic, group string, limit int) ([
 		return nil, nil
 	}
 	return q.browse(limit), nil
+}
+
+// refuse returns why msgs must not be published: a message's context is
+// done, or a message is over the size limit.
+func (t *Transport) refuse(msgs []*message.Message) error {
+	for _, m := range msgs {
+		if err := m.Context().Err(); err != nil {
+			return err
+		}
+	}
+	return transports.CheckSize(t.maxBytes, "transport.memory.max_message_bytes", msgs...)
 }

@@ -107,40 +107,53 @@ func testBatch(t *testing.T, h *Harness) {
 	}
 }
 
-// refusingTopic wraps a transport so that publishes to one topic fail.
+// refusingTopic wraps a transport so that publishes to one topic fail with
+// err.
 type refusingTopic struct {
 	transports.Transport
 	topic string
+	err   error
 }
 
 func (r refusingTopic) Publisher() (message.Publisher, error) {
 	p, err := r.Transport.Publisher()
-	return refusingPublisher{Publisher: p, topic: r.topic}, err
+	return refusingPublisher{Publisher: p, topic: r.topic, err: r.err}, err
 }
 
 type refusingPublisher struct {
 	message.Publisher
 	topic string
+	err   error
 }
 
 func (p refusingPublisher) Publish(topic string, msgs ...*message.Message) error {
 	if topic == p.topic {
-		return errors.New("refused by the test")
+		return p.err
 	}
 	return p.Publisher.Publish(topic, msgs...)
 }
 
 func testBatchFailure(t *testing.T, h *Harness) {
 	e := h.setup(t)
-	b := e.batchBus(refusingTopic{Transport: e.tr, topic: e.topic + ".other"})
+	// A send that timed out after writing (ErrMaybeSent) leaves its events
+	// maybe sent; one the broker refused leaves them not sent.
+	b := e.batchBus(refusingTopic{Transport: e.tr, topic: e.topic + ".other", err: transports.MaybeSent(errors.New("refused by the test"))})
+	refused := e.batchBus(refusingTopic{Transport: e.tr, topic: e.topic + ".other", err: errors.New("refused by the test")})
 	items := []bus.BatchItem{
 		bus.Item(Event{Run: e.id, Seq: 0}), bus.Item(Event{Run: e.id, Seq: 1}),
 		bus.Item(Other{Run: e.id, Seq: 2}),
 	}
-	ids, err := bus.PublishBatch(context.Background(), b, items...)
+	ids, err := bus.PublishBatch(context.Background(), refused, items...)
 	var be *bus.BatchError
 	if !errors.As(err, &be) {
 		t.Fatalf("PublishBatch with a refused topic = %v, want a *bus.BatchError", err)
+	}
+	if !slices.Equal(be.Sent, ids[:2]) || !slices.Equal(be.NotSent, ids[2:]) || len(be.MaybeSent) != 0 {
+		t.Errorf("refused: BatchError sent %v maybe %v not %v; want sent %v, not sent %v", be.Sent, be.MaybeSent, be.NotSent, ids[:2], ids[2:])
+	}
+	ids, err = bus.PublishBatch(context.Background(), b, items...)
+	if !errors.As(err, &be) {
+		t.Fatalf("PublishBatch with a timed-out topic = %v, want a *bus.BatchError", err)
 	}
 	if !slices.Equal(be.Sent, ids[:2]) || !slices.Equal(be.MaybeSent, ids[2:]) || len(be.NotSent) != 0 {
 		t.Errorf("BatchError sent %v maybe %v not %v; want sent %v, maybe %v", be.Sent, be.MaybeSent, be.NotSent, ids[:2], ids[2:])

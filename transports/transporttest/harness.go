@@ -74,6 +74,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Delay", func(t *testing.T) { RunDelay(t, h) })
 	t.Run("Inspector", func(t *testing.T) { RunInspector(t, h) })
 	t.Run("Batch", func(t *testing.T) { RunBatch(t, h) })
+	t.Run("Limits", func(t *testing.T) { RunLimits(t, h) })
 }
 
 // testCase is one named case of a suite.

@@ -1,0 +1,176 @@
+package transporttest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/transports"
+)
+
+// RunLimits runs the cases of what a publish refuses: a message over the
+// transport's size limit, and a context already done.
+func RunLimits(t *testing.T, h Harness) {
+	runCases(t, h, []testCase{
+		{"OversizedRefusedBeforeSend", testOversized},
+		{"PublishWithDoneContext", testPublishDoneContext},
+	})
+}
+
+// sizedMessage returns a message of the suite's Event with seq whose
+// transports.MessageSize is exactly size (at least the size of its
+// metadata and an empty key).
+func (e *env) sizedMessage(seq, size int) *message.Message {
+	id := fmt.Sprintf("sized-%s-%d", e.id, seq)
+	msg := message.NewMessage(id, nil)
+	msg.Metadata.Set(bus.MetaID, id)
+	msg.Metadata.Set(bus.MetaType, Event{}.EventName())
+	msg.Metadata.Set(bus.MetaSource, "conformance")
+	msg.Metadata.Set(bus.MetaSpecVersion, "1.0")
+	msg.Metadata.Set(bus.MetaContentType, "application/json")
+	msg.Metadata.Set(bus.MetaPartitionKey, "sized")
+	body := func(pad int) []byte {
+		return []byte(`{"run":"` + e.id + `","seq":` + strconv.Itoa(seq) + `,"key":"` + strings.Repeat("x", pad) + `"}`)
+	}
+	msg.Payload = body(0)
+	if pad := size - transports.MessageSize(msg); pad > 0 {
+		msg.Payload = body(pad)
+	}
+	return msg
+}
+
+// testOversized checks that a message over Features().MaxMessageBytes is
+// refused before anything is sent, with an error that names the size and
+// the limit, without failing a publish running next to it, and that a
+// message of exactly the limit is delivered (so the limit is one the broker
+// really accepts). A harness should configure a modest limit (a few hundred
+// KiB) so that the case stays fast.
+func testOversized(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	limit := e.tr.Features().MaxMessageBytes
+	if limit <= 0 {
+		t.Skip("the transport reports no message size limit (Features().MaxMessageBytes is 0)")
+	}
+	b := e.newBus(bus.Config{})
+	rec := newRecorder()
+	mustSubscribe(t, b, e.group("sized"), func(ctx context.Context, ev Event) error {
+		rec.record(ctx, ev)
+		return nil
+	})
+	e.run(b)
+	pub, err := e.tr.Publisher()
+	if err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	defer pub.Close()
+
+	checkTooLarge := func(what string, err error, size int) {
+		t.Helper()
+		var tl *transports.MessageTooLargeError
+		if !errors.As(err, &tl) || !errors.Is(err, transports.ErrTooLarge) {
+			t.Errorf("%s = %v, want a *transports.MessageTooLargeError", what, err)
+			return
+		}
+		if tl.Size != size || tl.Limit != limit {
+			t.Errorf("%s: error says size %d limit %d, want %d and %d", what, tl.Size, tl.Limit, size, limit)
+		}
+		if errors.Is(err, transports.ErrMaybeSent) {
+			t.Errorf("%s: %v says the message may have been sent; it must be refused before sending", what, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, strconv.Itoa(size)) || !strings.Contains(msg, strconv.Itoa(limit)) {
+			t.Errorf("%s: error %q does not name the size and the limit", what, msg)
+		}
+	}
+
+	// An oversized publish next to a small one: the small one succeeds.
+	overErr := make(chan error, 1)
+	go func() { overErr <- pub.Publish(e.topic, e.sizedMessage(2, limit+1)) }()
+	if err := pub.Publish(e.topic, e.sizedMessage(3, 200)); err != nil {
+		t.Errorf("a small publish next to an oversized one failed: %v", err)
+	}
+	checkTooLarge("Publish of limit+1 bytes", <-overErr, limit+1)
+
+	// A call with one oversized message sends none of them.
+	checkTooLarge("Publish of a small and an oversized message", pub.Publish(e.topic, e.sizedMessage(4, 200), e.sizedMessage(5, 2*limit)), 2*limit)
+
+	// Through the bus, the error is the transport's.
+	if err := bus.Publish(context.Background(), b, Event{Run: e.id, Seq: 7, Key: strings.Repeat("x", limit)}); !errors.Is(err, transports.ErrTooLarge) {
+		t.Errorf("bus.Publish of an oversized event = %v, want an error wrapping transports.ErrTooLarge", err)
+	}
+
+	if err := pub.Publish(e.topic, e.sizedMessage(1, limit)); err != nil {
+		t.Fatalf("Publish of exactly the limit (%d bytes): %v", limit, err)
+	}
+	if err := pub.Publish(e.topic, e.sizedMessage(6, 200)); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(e, "the small messages and the one at the limit", func(d []delivery) bool {
+		seen := map[int]bool{}
+		for _, c := range d {
+			seen[c.Event.Seq] = true
+		}
+		return seen[1] && seen[3] && seen[6]
+	})
+	time.Sleep(settle)
+	var got []int
+	for _, c := range rec.snapshot() {
+		got = append(got, c.Event.Seq)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []int{1, 3, 6}) {
+		t.Errorf("delivered %v, want [1 3 6]: an oversized message, or its neighbour in the call, was sent", got)
+	}
+}
+
+// testPublishDoneContext checks that a publish whose context is already
+// done returns at once with the context's error, sends nothing, and does
+// not say the message may have been sent.
+func testPublishDoneContext(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	b := e.newBus(bus.Config{})
+	rec := newRecorder()
+	mustSubscribe(t, b, e.group("done"), func(ctx context.Context, ev Event) error {
+		rec.record(ctx, ev)
+		return nil
+	})
+	e.run(b)
+	pub, err := e.tr.Publisher()
+	if err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	defer pub.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	msg := e.sizedMessage(1, 0)
+	msg.SetContext(ctx)
+	start := time.Now()
+	err = pub.Publish(e.topic, msg)
+	if took := time.Since(start); took > h.Timeout/4 {
+		t.Errorf("Publish with a done context took %v", took)
+	}
+	if !errors.Is(err, context.Canceled) || errors.Is(err, transports.ErrMaybeSent) {
+		t.Errorf("Publish with a done context = %v, want context.Canceled, not ErrMaybeSent", err)
+	}
+	if err := pub.Publish(e.topic, e.sizedMessage(2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(e, "the message published after", atLeast(1))
+	time.Sleep(settle)
+	for _, c := range rec.snapshot() {
+		if c.Event.Seq == 1 {
+			t.Errorf("the message published with a done context was delivered")
+		}
+	}
+}
+
+// settle is how long a case waits, after the messages it expects arrived,
+// for one that should not have been sent to show up.
+const settle = time.Second
