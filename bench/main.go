@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/busline/busline/bench/harness"
+	"github.com/busline/busline/bench/internal/harness"
 )
 
 func main() {

@@ -10,7 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
-	"github.com/busline/busline/bench/harness"
+	"github.com/busline/busline/bench/internal/harness"
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports/memory"
 )

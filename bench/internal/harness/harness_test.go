@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/busline/busline/bench/harness"
+	"github.com/busline/busline/bench/internal/harness"
 )
 
 func TestMain(m *testing.M) {
