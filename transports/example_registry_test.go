@@ -9,16 +9,29 @@ import (
 	"github.com/busline/busline/transports/memory"
 )
 
-// A transport registers an Opener under its kind from its package's init
-// function, as database/sql drivers do; config.Open and busctl then open it
-// by the kind named in YAML. Here a kind that opens a memory transport.
+// A transport registers how to open it, and how to show its configuration,
+// under its kind from its package's init function, as database/sql drivers
+// do; config.Open and busctl then open it by the kind named in YAML, and
+// busctl config show prints EffectiveConfig. Here a kind that opens a
+// memory transport.
 func ExampleRegister() {
-	transports.Register("example-inproc", func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
-		var cfg memory.Config
-		if err := p.DecodeSection(&cfg); err != nil { // the transport.example-inproc section, strictly
-			return nil, err
-		}
-		return memory.New(cfg), nil
+	config := func(p transports.OpenParams) (memory.Config, error) {
+		cfg := memory.Config{MaxMessageBytes: 1 << 20} // this kind's default
+		err := p.DecodeSection(&cfg)                   // the transport.example-inproc section, strictly
+		return cfg, err
+	}
+	transports.Register("example-inproc", transports.Registration{
+		Open: func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
+			cfg, err := config(p)
+			if err != nil {
+				return nil, err
+			}
+			return memory.New(cfg), nil
+		},
+		Config: func(p transports.OpenParams) (any, error) {
+			cfg, err := config(p)
+			return &cfg, err
+		},
 	})
 
 	t, err := transports.Open(context.Background(), "example-inproc", transports.OpenParams{Service: "checkout"})
@@ -26,9 +39,12 @@ func ExampleRegister() {
 		panic(err)
 	}
 	defer t.Close()
-	fmt.Println(transports.Registered("example-inproc"), t.Features().NativeDelay, t.Health(context.Background()))
+	fmt.Println(transports.Registered("example-inproc"), t.Features().MaxMessageBytes, t.Health(context.Background()))
+	cfg, err := transports.EffectiveConfig("example-inproc", transports.OpenParams{})
+	fmt.Printf("%+v %v\n", *cfg.(*memory.Config), err)
 	// Output:
-	// true true <nil>
+	// true 1048576 <nil>
+	// {Clock:<nil> MaxMessageBytes:1048576} <nil>
 }
 
 // Open finds the transport registered under a kind. A transport whose

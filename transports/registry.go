@@ -39,30 +39,46 @@ func (p OpenParams) DecodeSection(into any) error {
 // Opener opens a transport of one kind.
 type Opener func(ctx context.Context, p OpenParams) (Transport, error)
 
+// Registration is what a transport registers under its kind.
+type Registration struct {
+	// Open opens the transport. Required.
+	Open Opener
+
+	// Config returns the configuration Open would use for p, without
+	// connecting: a pointer to the transport's Config, its section decoded
+	// over its defaults and every default filled in. A section that does
+	// not decode returns nil and the error; one that decodes but does not
+	// validate returns the configuration and the validation's error, so
+	// that tools can show both. busctl config show prints it as YAML, its
+	// secrets redacted by their types (Secret, SecretURL). Nil when the
+	// transport has nothing to show.
+	Config func(p OpenParams) (any, error)
+}
+
 // ErrUnknownKind is returned by [Open] for a kind no transport registered.
 var ErrUnknownKind = errors.New("unknown transport kind")
 
 var (
 	registryMu sync.RWMutex
-	registry   = map[string]Opener{}
+	registry   = map[string]Registration{}
 )
 
 // Register makes a transport available under kind. It is meant to be called
 // from the init function of the transport's package. It panics if kind is
-// empty, opener is nil, or kind is already registered.
-func Register(kind string, opener Opener) {
+// empty, r.Open is nil, or kind is already registered.
+func Register(kind string, r Registration) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	if kind == "" {
 		panic("transports: Register with an empty kind")
 	}
-	if opener == nil {
-		panic("transports: Register of kind " + kind + " with a nil opener")
+	if r.Open == nil {
+		panic("transports: Register of kind " + kind + " with a nil Open")
 	}
 	if _, dup := registry[kind]; dup {
 		panic("transports: Register called twice for kind " + kind)
 	}
-	registry[kind] = opener
+	registry[kind] = r
 }
 
 // Kinds returns the registered kinds, sorted.
@@ -88,11 +104,44 @@ func Registered(kind string) bool {
 // Open opens a transport of the registered kind. An unknown kind yields an
 // error wrapping [ErrUnknownKind] that names the import that registers it.
 func Open(ctx context.Context, kind string, p OpenParams) (Transport, error) {
+	r, p, err := lookup(kind, p)
+	if err != nil {
+		return nil, err
+	}
+	t, err := r.Open(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("open %s transport: %w", kind, err)
+	}
+	return t, nil
+}
+
+// ErrNoConfig is returned by [EffectiveConfig] for a kind whose
+// registration has no Config.
+var ErrNoConfig = errors.New("the transport does not describe its configuration")
+
+// EffectiveConfig returns the configuration a transport of kind would be
+// opened with for p, without connecting (see [Registration].Config): a
+// pointer to the transport's own Config type. An unknown kind yields an
+// error wrapping [ErrUnknownKind], a registration without Config one
+// wrapping [ErrNoConfig].
+func EffectiveConfig(kind string, p OpenParams) (any, error) {
+	r, p, err := lookup(kind, p)
+	if err != nil {
+		return nil, err
+	}
+	if r.Config == nil {
+		return nil, fmt.Errorf("%s transport: %w", kind, ErrNoConfig)
+	}
+	return r.Config(p)
+}
+
+// lookup returns kind's registration and p with its defaults.
+func lookup(kind string, p OpenParams) (Registration, OpenParams, error) {
 	registryMu.RLock()
-	opener, ok := registry[kind]
+	r, ok := registry[kind]
 	registryMu.RUnlock()
 	if !ok {
-		return nil, unknownKindError(kind)
+		return r, p, unknownKindError(kind)
 	}
 	if p.Service == "" {
 		p.Service = "busline"
@@ -100,11 +149,7 @@ func Open(ctx context.Context, kind string, p OpenParams) (Transport, error) {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	t, err := opener(ctx, p)
-	if err != nil {
-		return nil, fmt.Errorf("open %s transport: %w", kind, err)
-	}
-	return t, nil
+	return r, p, nil
 }
 
 // builtin lists the kinds that ship with busline, for the hint in

@@ -41,10 +41,10 @@ func TestOpenPassesParams(t *testing.T) {
 	run := runs.Add(1)
 	kind, failingKind := fmt.Sprintf("test-params-%d", run), fmt.Sprintf("test-failing-%d", run)
 	var got transports.OpenParams
-	transports.Register(kind, func(_ context.Context, p transports.OpenParams) (transports.Transport, error) {
+	transports.Register(kind, transports.Registration{Open: func(_ context.Context, p transports.OpenParams) (transports.Transport, error) {
 		got = p
 		return memory.New(memory.Config{}), nil
-	})
+	}})
 	tr, err := transports.Open(context.Background(), kind, transports.OpenParams{})
 	if err != nil {
 		t.Fatal(err)
@@ -57,19 +57,25 @@ func TestOpenPassesParams(t *testing.T) {
 		t.Error("Registered does not report registered kinds")
 	}
 	failing := errors.New("bad url")
-	transports.Register(failingKind, func(context.Context, transports.OpenParams) (transports.Transport, error) { return nil, failing })
+	transports.Register(failingKind, transports.Registration{Open: func(context.Context, transports.OpenParams) (transports.Transport, error) { return nil, failing }})
 	if _, err := transports.Open(context.Background(), failingKind, transports.OpenParams{}); !errors.Is(err, failing) || !strings.Contains(err.Error(), "open "+failingKind+" transport") {
 		t.Errorf("Open = %v, want the opener's error, naming the kind", err)
+	}
+	if _, err := transports.EffectiveConfig(kind, transports.OpenParams{}); !errors.Is(err, transports.ErrNoConfig) {
+		t.Errorf("EffectiveConfig of a kind registered without Config = %v, want ErrNoConfig", err)
+	}
+	if _, err := transports.EffectiveConfig("test-never-registered", transports.OpenParams{}); !errors.Is(err, transports.ErrUnknownKind) {
+		t.Errorf("EffectiveConfig of an unknown kind = %v, want ErrUnknownKind", err)
 	}
 }
 
 func TestRegisterPanics(t *testing.T) {
 	t.Parallel()
-	opener := func(context.Context, transports.OpenParams) (transports.Transport, error) { return nil, nil }
+	opener := transports.Registration{Open: func(context.Context, transports.OpenParams) (transports.Transport, error) { return nil, nil }}
 	for name, register := range map[string]func(){
 		"Duplicate": func() { transports.Register(memory.Kind, opener) },
 		"EmptyKind": func() { transports.Register("", opener) },
-		"NilOpener": func() { transports.Register("test-nil", nil) },
+		"NilOpener": func() { transports.Register("test-nil", transports.Registration{}) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -9,10 +10,6 @@ import (
 
 	"github.com/busline/busline/config"
 	"github.com/busline/busline/transports"
-	"github.com/busline/busline/transports/kafka"
-	"github.com/busline/busline/transports/memory"
-	"github.com/busline/busline/transports/rabbitmq"
-	"github.com/busline/busline/transports/redis"
 )
 
 func newConfigCmd(c *cli) *cobra.Command {
@@ -93,39 +90,35 @@ func runConfigShow(c *cli, path string) error {
 	if err != nil {
 		return err
 	}
-	section, err := transportSection(cfg)
-	if err != nil {
-		return err
+	section, invalid := transportSection(cfg)
+	if section == nil && invalid != nil {
+		return invalid
 	}
 	fmt.Fprintf(c.stdout, "# effective configuration of %s (defaults filled, secrets redacted)\n", path)
-	return writeEffective(c.stdout, cfg, section)
+	if err := writeEffective(c.stdout, cfg, section); err != nil {
+		return err
+	}
+	if invalid != nil {
+		return fmt.Errorf("the configuration shown is not valid: %w", invalid)
+	}
+	return nil
 }
 
-// transportSection strictly decodes the section of cfg's transport kind into
-// that transport's Config, without connecting. It returns nil for a kind
-// registered by a transport busctl does not know.
+// transportSection returns the configuration cfg's transport would be
+// opened with, its section decoded strictly over the transport's defaults,
+// without connecting, and the error of its validation. It returns nil for a
+// kind whose transport does not describe its configuration, and nil with
+// the error for a section that does not decode.
 func transportSection(cfg *config.Config) (any, error) {
 	kind := cfg.Transport.Kind
-	var into any
-	switch kind {
-	case memory.Kind:
-		into = &memory.Config{}
-	case rabbitmq.Kind:
-		into = &rabbitmq.Config{}
-	case redis.Kind:
-		into = &redis.Config{}
-	case kafka.Kind:
-		into = &kafka.Config{}
-	default:
-		if !transports.Registered(kind) {
-			return nil, fmt.Errorf("transport.kind: %w %q: busctl knows %s", transports.ErrUnknownKind, kind, strings.Join(transports.Kinds(), ", "))
-		}
+	section, err := transports.EffectiveConfig(kind, transports.OpenParams{Service: cfg.Service, Decode: cfg.Transport.Decode})
+	switch {
+	case errors.Is(err, transports.ErrUnknownKind):
+		return nil, fmt.Errorf("transport.kind: %w %q: busctl knows %s", transports.ErrUnknownKind, kind, strings.Join(transports.Kinds(), ", "))
+	case errors.Is(err, transports.ErrNoConfig):
 		return nil, nil
 	}
-	if err := cfg.Transport.Decode(into); err != nil {
-		return nil, err
-	}
-	return into, nil
+	return section, err
 }
 
 func listOrNone(s []string) string {

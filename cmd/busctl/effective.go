@@ -24,9 +24,8 @@ func writeEffective(w io.Writer, cfg *config.Config, section any) error {
 	doc.add("shutdown_grace", toNode(reflect.ValueOf(cfg.ShutdownGrace), false))
 	transport := mapping()
 	transport.add("kind", toNode(reflect.ValueOf(cfg.Transport.Kind), false))
-	if section != nil {
-		// Only the keys set: the others take the transport's defaults.
-		if n := toNode(reflect.ValueOf(section), true); n != nil && len(n.Content) > 0 {
+	if section != nil { // with the transport's defaults filled in
+		if n := toNode(reflect.ValueOf(section), false); n != nil && len(n.Content) > 0 {
 			transport.add(cfg.Transport.Kind, n)
 		}
 	}

@@ -43,19 +43,39 @@ var (
 )
 
 func init() {
-	transports.Register(Kind, func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
-		var cfg Config
-		if err := p.DecodeSection(&cfg); err != nil {
-			return nil, err
-		}
-		if cfg.ClientID == "" {
-			cfg.ClientID = p.Service
-		}
-		if cfg.Logger == nil {
-			cfg.Logger = p.Logger
-		}
-		return New(ctx, cfg)
+	transports.Register(Kind, transports.Registration{
+		Open: func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
+			cfg, err := configFor(p)
+			if err != nil {
+				return nil, err
+			}
+			return New(ctx, cfg)
+		},
+		Config: func(p transports.OpenParams) (any, error) {
+			cfg, err := configFor(p)
+			if err != nil {
+				return nil, err
+			}
+			cfg.setDefaults(p.Service)
+			return &cfg, cfg.Validate()
+		},
 	})
+}
+
+// configFor is the Config the registry opens for p: its section, with the
+// client id of p's service and p's logger.
+func configFor(p transports.OpenParams) (Config, error) {
+	var cfg Config
+	if err := p.DecodeSection(&cfg); err != nil {
+		return cfg, err
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = p.Service
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = p.Logger
+	}
+	return cfg, nil
 }
 
 // Transport is a connection to a Kafka cluster through franz-go. The zero

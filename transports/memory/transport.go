@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -21,18 +22,36 @@ const Kind = "memory"
 var ErrClosed = errors.New("memory transport: closed")
 
 func init() {
-	transports.Register(Kind, func(_ context.Context, p transports.OpenParams) (transports.Transport, error) {
-		var cfg Config
-		if err := p.DecodeSection(&cfg); err != nil {
-			return nil, err
-		}
-		return New(cfg), nil
+	transports.Register(Kind, transports.Registration{
+		Open: func(_ context.Context, p transports.OpenParams) (transports.Transport, error) {
+			var cfg Config
+			if err := p.DecodeSection(&cfg); err != nil {
+				return nil, err
+			}
+			if err := cfg.validate(); err != nil {
+				return nil, err
+			}
+			return New(cfg), nil
+		},
+		Config: func(p transports.OpenParams) (any, error) {
+			var cfg Config
+			if err := p.DecodeSection(&cfg); err != nil {
+				return nil, err
+			}
+			return &cfg, cfg.validate()
+		},
 	})
 }
 
-// Config configures the memory transport. It has no YAML settings; it
-// exists so that `transport.memory: {}` in YAML is accepted and decoded
-// strictly.
+func (c Config) validate() error {
+	if c.MaxMessageBytes < 0 {
+		return fmt.Errorf("transport.memory.max_message_bytes: %d is negative (0 means no limit)", c.MaxMessageBytes)
+	}
+	return nil
+}
+
+// Config configures the memory transport. Its one YAML setting is
+// max_message_bytes (transport.memory.max_message_bytes).
 type Config struct {
 	// Clock is the time source of the timer heap that keeps delayed
 	// messages (PublishDelayed: delayed redelivery tiers and scheduled

@@ -20,19 +20,39 @@ const Kind = "rabbitmq"
 var ErrClosed = errors.New("rabbitmq transport: closed")
 
 func init() {
-	transports.Register(Kind, func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
-		var cfg Config
-		if err := p.DecodeSection(&cfg); err != nil {
-			return nil, err
-		}
-		if cfg.ConnectionName == "" {
-			cfg.ConnectionName = p.Service
-		}
-		if cfg.Logger == nil {
-			cfg.Logger = p.Logger
-		}
-		return New(ctx, cfg)
+	transports.Register(Kind, transports.Registration{
+		Open: func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
+			cfg, err := configFor(p)
+			if err != nil {
+				return nil, err
+			}
+			return New(ctx, cfg)
+		},
+		Config: func(p transports.OpenParams) (any, error) {
+			cfg, err := configFor(p)
+			if err != nil {
+				return nil, err
+			}
+			cfg.setDefaults()
+			return &cfg, redactError(cfg.Validate(), cfg.URL.Reveal())
+		},
 	})
+}
+
+// configFor is the Config the registry opens for p: its section, named
+// after the service of p and logging to its logger.
+func configFor(p transports.OpenParams) (Config, error) {
+	var cfg Config
+	if err := p.DecodeSection(&cfg); err != nil {
+		return cfg, err
+	}
+	if cfg.ConnectionName == "" {
+		cfg.ConnectionName = p.Service
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = p.Logger
+	}
+	return cfg, nil
 }
 
 // Transport is a connection to RabbitMQ: one AMQP connection for

@@ -18,15 +18,35 @@ import (
 const Kind = "redis"
 
 func init() {
-	transports.Register(Kind, func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
-		var cfg Config
-		if err := p.DecodeSection(&cfg); err != nil {
-			return nil, err
-		}
-		cfg.Service = p.Service
-		cfg.Logger = p.Logger
-		return New(ctx, cfg)
+	transports.Register(Kind, transports.Registration{
+		Open: func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
+			cfg, err := configFor(p)
+			if err != nil {
+				return nil, err
+			}
+			return New(ctx, cfg)
+		},
+		Config: func(p transports.OpenParams) (any, error) {
+			cfg, err := configFor(p)
+			if err != nil {
+				return nil, err
+			}
+			cfg.setDefaults()
+			return &cfg, cfg.Validate()
+		},
 	})
+}
+
+// configFor is the Config the registry opens for p: its section, with the
+// service and logger of p.
+func configFor(p transports.OpenParams) (Config, error) {
+	var cfg Config
+	if err := p.DecodeSection(&cfg); err != nil {
+		return cfg, err
+	}
+	cfg.Service = p.Service
+	cfg.Logger = p.Logger
+	return cfg, nil
 }
 
 // Transport is a Redis Streams connection. Create it with New. It is safe for
