@@ -3,6 +3,8 @@ package transports
 import (
 	"fmt"
 	"log/slog"
+
+	"github.com/busline/busline/internal/redact"
 )
 
 // redacted is what a secret prints as.
@@ -62,7 +64,7 @@ func (s *Secret) UnmarshalText(b []byte) error {
 }
 
 // SecretURL is a URL that may hold a password (amqp://user:pass@host/):
-// everything that prints it sees RedactURL's form, with the password
+// everything that prints it sees redact.URL's form, with the password
 // replaced by "xxxxx", whether or not it parses. Reveal returns it whole.
 type SecretURL string
 
@@ -70,7 +72,7 @@ type SecretURL string
 func (u SecretURL) Reveal() string { return string(u) }
 
 // String returns the URL with its password redacted.
-func (u SecretURL) String() string { return RedactURL(string(u)) }
+func (u SecretURL) String() string { return redact.URL(string(u)) }
 
 // GoString is String, quoted, for %#v.
 func (u SecretURL) GoString() string { return fmt.Sprintf("%q", u.String()) }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/busline/busline/internal/redact"
+
 	amqp "github.com/rabbitmq/amqp091-go"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -233,7 +235,7 @@ func newRabbitInspector(ctx context.Context, cfg rabbitmq.Config) (*rabbitInspec
 	select {
 	case d := <-ch:
 		if d.err != nil {
-			return nil, transports.RedactError(d.err, transports.URLSecrets(rawURL)...)
+			return nil, redact.Error(d.err, redact.URLSecrets(rawURL)...)
 		}
 		return &rabbitInspector{conn: d.conn}, nil
 	case <-ctx.Done():

@@ -1,9 +1,9 @@
 package kafka
 
-import "github.com/busline/busline/transports"
+import "github.com/busline/busline/internal/redact"
 
 // redact returns err with the transport's secrets (the SASL password)
 // removed from its text and from the texts of the errors it wraps.
 func (t *Transport) redact(err error) error {
-	return transports.RedactError(err, t.secrets...)
+	return redact.Error(err, t.secrets...)
 }

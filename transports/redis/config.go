@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/busline/busline/internal/redact"
+
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/transports"
@@ -236,7 +238,7 @@ func (c *Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.URL != "" {
 		if _, err := goredis.ParseURL(c.URL.Reveal()); err != nil {
-			bad("url %q: %s (want redis://[user:password@]host:port/db or rediss://...)", c.URL.String(), transports.RedactError(err, c.secrets()...))
+			bad("url %q: %s (want redis://[user:password@]host:port/db or rediss://...)", c.URL.String(), redact.Error(err, c.secrets()...))
 		}
 	}
 	if c.URL != "" && (c.Password != "" || c.Username != "" || c.DB != 0) {
@@ -366,7 +368,7 @@ func (c *Config) client() (goredis.UniversalClient, error) {
 	opts := &goredis.Options{Addr: c.Addr, Username: c.Username, Password: c.Password.Reveal(), DB: c.DB}
 	if c.URL != "" {
 		if opts, err = goredis.ParseURL(c.URL.Reveal()); err != nil {
-			return nil, fmt.Errorf("url %s: %s", c.URL.String(), transports.RedactError(err, c.secrets()...))
+			return nil, fmt.Errorf("url %s: %s", c.URL.String(), redact.Error(err, c.secrets()...))
 		}
 	}
 	if tlsCfg != nil {
@@ -403,5 +405,5 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 // secrets returns what of c must never be printed: the password, the URL
 // and the URL's password.
 func (c *Config) secrets() []string {
-	return append(transports.URLSecrets(c.URL.Reveal()), c.URL.Reveal(), c.Password.Reveal())
+	return append(redact.URLSecrets(c.URL.Reveal()), c.URL.Reveal(), c.Password.Reveal())
 }

@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
+	"github.com/busline/busline/internal/redact"
 
-	"github.com/busline/busline/transports"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // ErrClosed is returned when publishing or subscribing through a closed
@@ -55,7 +55,7 @@ func (e *MalformedEntryError) Error() string {
 // redact returns err with every credential of the configuration removed
 // from its text and from the texts of the errors it wraps.
 func (t *Transport) redact(err error) error {
-	return transports.RedactError(err, t.secrets...)
+	return redact.Error(err, t.secrets...)
 }
 
 // connectError is New's error for a PING that failed: it names the server

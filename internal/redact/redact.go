@@ -1,4 +1,6 @@
-package transports
+// Package redact removes secrets from URLs and error texts before busline
+// prints or returns them.
+package redact
 
 import (
 	"errors"
@@ -9,14 +11,14 @@ import (
 )
 
 // userinfo matches the user:password@ part of a URL that net/url cannot
-// parse, so that RedactURL still hides the password. The password runs to
+// parse, so that URL still hides the password. The password runs to
 // the last "@": an unescaped "/" or "@" in it is what made the URL fail to
 // parse, and hiding too much is safer than printing the rest of it.
 var userinfo = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):.*@`)
 
-// RedactURL returns raw with its password replaced by "xxxxx", whether or
+// URL returns raw with its password replaced by "xxxxx", whether or
 // not raw parses as a URL.
-func RedactURL(raw string) string {
+func URL(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
 		return u.Redacted()
 	}
@@ -53,12 +55,12 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// RedactError returns err with every secret removed from its text: a URL
-// among secrets is replaced by its RedactURL form, anything else by "xxxxx".
+// Error returns err with every secret removed from its text: a URL
+// among secrets is replaced by its URL form, anything else by "xxxxx".
 // Errors in err's chain whose text holds no secret stay reachable by
 // errors.Is and errors.As; those that do are redacted in turn. RedactError
 // returns err itself when its text holds no secret, and nil for nil.
-func RedactError(err error, secrets ...string) error {
+func Error(err error, secrets ...string) error {
 	if err == nil {
 		return nil
 	}
@@ -72,7 +74,7 @@ func RedactError(err error, secrets ...string) error {
 			clean = false
 			repl := "xxxxx"
 			if strings.Contains(s, "://") {
-				repl = RedactURL(s)
+				repl = URL(s)
 			}
 			msg = strings.ReplaceAll(msg, s, repl)
 		}
@@ -82,7 +84,7 @@ func RedactError(err error, secrets ...string) error {
 	}
 	var inner error
 	if u := errors.Unwrap(err); u != nil {
-		inner = RedactError(u, ss...)
+		inner = Error(u, ss...)
 	}
 	return &redactedError{msg: msg, err: inner}
 }

@@ -1,4 +1,4 @@
-package transports_test
+package redact_test
 
 import (
 	"errors"
@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/busline/busline/transports"
+	"github.com/busline/busline/internal/redact"
 )
 
-func TestRedactURL(t *testing.T) {
+func TestURL(t *testing.T) {
 	t.Parallel()
 	for raw, want := range map[string]string{
 		"amqp://guest:s3cret@localhost:5672/": "amqp://guest:xxxxx@localhost:5672/",
@@ -18,19 +18,19 @@ func TestRedactURL(t *testing.T) {
 		"amqp://user:pa ss@host:5672/%zz":     "amqp://user:xxxxx@host:5672/%zz", // does not parse
 		"amqp://localhost:5672/":              "amqp://localhost:5672/",
 	} {
-		if got := transports.RedactURL(raw); got != want {
+		if got := redact.URL(raw); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)
 		}
 	}
 }
 
-func TestRedactError(t *testing.T) {
+func TestError(t *testing.T) {
 	t.Parallel()
 	url := "amqp://guest:p%40ss@localhost:5672/"
-	secrets := append(transports.URLSecrets(url), url)
+	secrets := append(redact.URLSecrets(url), url)
 	inner := &fs.PathError{Op: "dial", Path: "localhost", Err: errors.New("refused")}
 	leaky := fmt.Errorf("connect to %s with p@ss: %w", url, fmt.Errorf("auth p%%40ss failed: %w", inner))
-	err := transports.RedactError(leaky, secrets...)
+	err := redact.Error(leaky, secrets...)
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		if msg := e.Error(); strings.Contains(msg, "p@ss") || strings.Contains(msg, "p%40ss") {
 			t.Fatalf("a secret survives in the chain: %q", msg)
@@ -44,7 +44,7 @@ func TestRedactError(t *testing.T) {
 		t.Error("errors.As no longer reaches the clean inner error")
 	}
 	clean := errors.New("timeout")
-	if transports.RedactError(clean, secrets...) != clean || transports.RedactError(nil, secrets...) != nil {
+	if redact.Error(clean, secrets...) != clean || redact.Error(nil, secrets...) != nil {
 		t.Error("a clean error or nil is not returned as is")
 	}
 }
