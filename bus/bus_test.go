@@ -89,7 +89,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("bus.New accepted an invalid config")
 	}
-	for _, want := range []string{"service name", "ShutdownGrace", "retry attempts -1", "tier 2", "ordered needs concurrency 1"} {
+	for _, want := range []string{"service name", "ShutdownGrace", "bus.Config.Retry: attempts: must be >= 1 (1 means no immediate retry), got -1", "bus.Config.Delays: delays[1]: must be > 0, got 0s", "ordered needs concurrency 1"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -112,7 +112,7 @@ func TestSubscribeBadInput(t *testing.T) {
 		{"NilHandler", bus.Subscribe[*ptrEvent](b, "g", nil), "nil handler"},
 		{"OrderedConcurrent", bus.Subscribe(b, "g2", func(context.Context, *ptrEvent) error { return nil }, bus.WithOrdered(), bus.WithConcurrency(2)), "ordered needs concurrency 1"},
 		{"TooConcurrent", bus.Subscribe(b, "g3", func(context.Context, *ptrEvent) error { return nil }, bus.WithConcurrency(5000)), "out of range"},
-		{"BadDelay", bus.Subscribe(b, "g4", func(context.Context, *ptrEvent) error { return nil }, bus.WithDelays(-time.Second)), "must be positive"},
+		{"BadDelay", bus.Subscribe(b, "g4", func(context.Context, *ptrEvent) error { return nil }, bus.WithDelays(-time.Second)), "delays[0]: must be > 0, got -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

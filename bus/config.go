@@ -35,8 +35,9 @@ type Config struct {
 	Topics map[string]string
 
 	// Retry is the immediate-retry policy of every subscription that does
-	// not set its own. Default: middleware.DefaultRetryPolicy() (3 attempts,
-	// 100ms backoff doubling to 5s, 20% jitter).
+	// not set its own, its zero fields filled by its SetDefaults. Default:
+	// middleware.DefaultRetryPolicy() (3 attempts, 100ms backoff doubling to
+	// 5s, 20% jitter).
 	Retry middleware.RetryPolicy
 
 	// Delays are the delayed-redelivery tiers of every subscription that
@@ -79,8 +80,8 @@ type SubscriptionConfig struct {
 	// could outlast the broker's consumer timeout. Default: 0, no timeout.
 	Timeout time.Duration
 
-	// Retry overrides Config.Retry for this subscription. Default: nil, the
-	// bus's policy.
+	// Retry replaces Config.Retry for this subscription, its zero fields
+	// filled by its SetDefaults. Default: nil, the bus's policy.
 	Retry *middleware.RetryPolicy
 
 	// Delays overrides Config.Delays for this subscription. Default: nil,
@@ -134,7 +135,7 @@ func (c *Config) validate() error {
 	if err := c.Retry.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("bus.Config.Retry: %w", err))
 	}
-	if err := validateDelays(c.Delays); err != nil {
+	if err := middleware.ValidateDelays(c.Delays); err != nil {
 		errs = append(errs, fmt.Errorf("bus.Config.Delays: %w", err))
 	}
 	for event, topic := range c.Topics {
@@ -189,22 +190,14 @@ func (s *SubscriptionConfig) validate() error {
 		errs = append(errs, fmt.Errorf("ordered needs concurrency 1, not %d: concurrent handlers cannot keep order", s.Concurrency))
 	}
 	if s.Retry != nil {
-		if err := s.Retry.Validate(); err != nil {
+		r := *s.Retry
+		r.SetDefaults()
+		if err := r.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("retry: %w", err))
 		}
 	}
-	if err := validateDelays(s.Delays); err != nil {
+	if err := middleware.ValidateDelays(s.Delays); err != nil {
 		errs = append(errs, fmt.Errorf("delays: %w", err))
-	}
-	return errors.Join(errs...)
-}
-
-func validateDelays(delays []time.Duration) error {
-	var errs []error
-	for i, d := range delays {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("tier %d: delay %v must be positive", i+1, d))
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -34,7 +34,7 @@ func ExampleSubscribe() {
 	},
 		bus.WithConcurrency(4),          // four messages at once (gives up per-key order)
 		bus.WithTimeout(30*time.Second), // each attempt's context is cancelled after 30s
-		bus.WithRetry(middleware.RetryPolicy{Attempts: 2, Initial: 10 * time.Millisecond}),
+		bus.WithRetry(middleware.RetryPolicy{Attempts: 2, Backoff: middleware.Backoff{Initial: 10 * time.Millisecond}}),
 		bus.WithDelays(), // no delayed tiers: after the retries, the poison lane
 	)
 	if err != nil {

@@ -96,10 +96,10 @@ func (b *Bus) checkConsumerTimeout(cfg SubscriptionConfig) error {
 	}
 	r := *cfg.Retry
 	worst := time.Duration(r.Attempts) * cfg.Timeout
-	waits := r.NewBackOff()
+	waits := r.Backoff.NewBackOff()
 	waits.RandomizationFactor = 0
 	for range r.Attempts - 1 {
-		worst += time.Duration(float64(waits.NextBackOff()) * (1 + max(r.Jitter, 0)))
+		worst += time.Duration(float64(waits.NextBackOff()) * (1 + r.Backoff.Jitter))
 	}
 	if worst < limit {
 		return nil

@@ -191,7 +191,7 @@ func (r *recordingTB) Fatalf(format string, args ...any) {
 func TestWaitFailureSaysWhatWasSeen(t *testing.T) {
 	t.Parallel()
 	h := bustest.New(t, bustest.WithTimeout(100*time.Millisecond), bustest.WithConfig(bus.Config{
-		Retry:  middleware.RetryPolicy{Attempts: 2, Initial: time.Millisecond, Max: time.Millisecond},
+		Retry:  middleware.RetryPolicy{Attempts: 2, Backoff: middleware.Backoff{Initial: time.Millisecond, Max: time.Millisecond}},
 		Delays: []time.Duration{},
 	}))
 	err := bus.Subscribe(h.Bus(), "billing", func(ctx context.Context, e OrderPlaced) error {

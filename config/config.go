@@ -1,7 +1,7 @@
 package config
 
 import (
-	"maps"
+	"slices"
 	"time"
 
 	"github.com/busline/busline/bus"
@@ -10,20 +10,9 @@ import (
 
 // The defaults documented on the fields are the bus's and the middleware's,
 // so that a file and a bus.Config left empty mean the same.
-var (
-	defaultRetry         = middleware.DefaultRetryPolicy()
-	defaultShutdownGrace = bus.DefaultShutdownGrace
-	defaultAttempts      = defaultRetry.Attempts
-	defaultInitial       = defaultRetry.Initial
-	defaultMax           = defaultRetry.Max
-	defaultMultiplier    = defaultRetry.Multiplier
-	defaultJitter        = defaultRetry.Jitter
-)
+var defaultShutdownGrace = bus.DefaultShutdownGrace
 
 const defaultConcurrency = 1
-
-// defaultDelays returns a fresh copy of the default delayed-redelivery tiers.
-func defaultDelays() []time.Duration { return middleware.DefaultDelays() }
 
 // Config is a busline configuration, as read from YAML by [Load] or [Parse].
 //
@@ -61,15 +50,14 @@ type Config struct {
 }
 
 // Retry is a failure policy: a failed message is first retried in place
-// Attempts times in all, waiting per Backoff in between; then it is redelivered
-// once per Delays tier; then it goes to the poison lane.
+// Attempts times in all, waiting per Backoff in between (the
+// middleware.RetryPolicy it embeds, whose YAML keys attempts and backoff it
+// shares); then it is redelivered once per Delays tier; then it goes to the
+// poison lane. Its rules and defaults are middleware.RetryPolicy's and
+// middleware.Backoff's; Validate reports their problems at the positions
+// of the keys.
 type Retry struct {
-	// Attempts is the number of immediate attempts, the first included: 1
-	// means no immediate retry. Default 3; must be >= 1.
-	Attempts int `yaml:"attempts"`
-
-	// Backoff is the wait between immediate attempts. Default: see [Backoff].
-	Backoff Backoff `yaml:"backoff"`
+	middleware.RetryPolicy `yaml:",inline"`
 
 	// Delays are the delayed-redelivery tiers tried after the immediate
 	// attempts, in order. Default [10s, 1m, 10m] when absent (nil); an
@@ -79,27 +67,10 @@ type Retry struct {
 	Delays []time.Duration `yaml:"delays"`
 }
 
-// Backoff is an exponential backoff with jitter: the n-th wait is
-// Initial*Multiplier^(n-1), capped at Max, randomised by ±Jitter.
-type Backoff struct {
-	// Initial is the first wait. Default 100ms; must be > 0.
-	Initial time.Duration `yaml:"initial"`
-
-	// Max caps each wait. Default 5s; must be >= Initial.
-	Max time.Duration `yaml:"max"`
-
-	// Multiplier grows each wait from the previous one. Default 2; must be
-	// >= 1 (1 waits Initial every time).
-	Multiplier float64 `yaml:"multiplier"`
-
-	// Jitter randomises each wait by up to this fraction of it. Default 0.2
-	// when loaded from YAML without the key; 0 means no jitter; must be in
-	// [0, 1].
-	Jitter float64 `yaml:"jitter"`
-
-	// MaxElapsed stops immediate retries once this much time has passed
-	// since the first attempt. Default 0: no limit; must be >= 0.
-	MaxElapsed time.Duration `yaml:"max_elapsed"`
+// DefaultRetry returns the failure policy of a file that sets none:
+// middleware.DefaultRetryPolicy() and middleware.DefaultDelays().
+func DefaultRetry() Retry {
+	return Retry{RetryPolicy: middleware.DefaultRetryPolicy(), Delays: middleware.DefaultDelays()}
 }
 
 // Subscription is the settings of one consumer group.
@@ -117,43 +88,12 @@ type Subscription struct {
 	// is no delayed redelivery. Default false. Requires Concurrency 1.
 	Ordered bool `yaml:"ordered"`
 
-	// Retry overrides parts of the global failure policy for this group.
-	// Default nil: the global policy as is.
-	Retry *RetryOverride `yaml:"retry"`
-}
-
-// RetryOverride is a partial [Retry]: each non-nil field replaces the global
-// one, the others are inherited. Its YAML keys are those of Retry.
-type RetryOverride struct {
-	// Attempts overrides Retry.Attempts. Default nil: inherited.
-	Attempts *int `yaml:"attempts"`
-
-	// Backoff overrides the fields of Retry.Backoff it sets. Default nil:
-	// inherited.
-	Backoff *BackoffOverride `yaml:"backoff"`
-
-	// Delays overrides Retry.Delays; a pointer to an empty list means no
-	// delayed redelivery. Default nil: inherited.
-	Delays *[]time.Duration `yaml:"delays"`
-}
-
-// BackoffOverride is a partial [Backoff]: each non-nil field replaces the
-// global one. Its YAML keys are those of Backoff.
-type BackoffOverride struct {
-	// Initial overrides Backoff.Initial. Default nil: inherited.
-	Initial *time.Duration `yaml:"initial"`
-
-	// Max overrides Backoff.Max. Default nil: inherited.
-	Max *time.Duration `yaml:"max"`
-
-	// Multiplier overrides Backoff.Multiplier. Default nil: inherited.
-	Multiplier *float64 `yaml:"multiplier"`
-
-	// Jitter overrides Backoff.Jitter. Default nil: inherited.
-	Jitter *float64 `yaml:"jitter"`
-
-	// MaxElapsed overrides Backoff.MaxElapsed. Default nil: inherited.
-	MaxElapsed *time.Duration `yaml:"max_elapsed"`
+	// Retry is this group's failure policy, in place of the global one.
+	// From YAML, the keys a group's retry: section sets override the global
+	// policy's and the others are inherited from it (Parse starts the
+	// group's policy as a copy of the global one). Default nil: the global
+	// policy as is.
+	Retry *Retry `yaml:"retry"`
 }
 
 // setDefaults fills every zero field with its default. Parse calls it on a
@@ -165,31 +105,25 @@ func (c *Config) setDefaults() {
 	if c.Transport.Kind == "" {
 		c.Transport.Kind = defaultKind
 	}
+	if c.Retry.RetryPolicy == (middleware.RetryPolicy{}) {
+		c.Retry.RetryPolicy = middleware.DefaultRetryPolicy()
+	}
 	c.Retry.setDefaults()
-	if c.Retry.Backoff.Jitter == 0 {
-		c.Retry.Backoff.Jitter = defaultJitter
+}
+
+// setDefaults fills the zero fields of r as middleware.RetryPolicy's
+// SetDefaults does, and absent Delays with the default tiers.
+func (r *Retry) setDefaults() {
+	r.RetryPolicy.SetDefaults()
+	if r.Delays == nil {
+		r.Delays = middleware.DefaultDelays()
 	}
 }
 
-// setDefaults fills the zero fields of r whose zero is not a valid value,
-// leaving Jitter (0 is no jitter) and MaxElapsed (0 is no limit) alone.
-func (r *Retry) setDefaults() {
-	if r.Attempts == 0 {
-		r.Attempts = defaultAttempts
-	}
-	b := &r.Backoff
-	if b.Initial == 0 {
-		b.Initial = defaultInitial
-	}
-	if b.Max == 0 {
-		b.Max = max(defaultMax, b.Initial)
-	}
-	if b.Multiplier == 0 {
-		b.Multiplier = defaultMultiplier
-	}
-	if r.Delays == nil {
-		r.Delays = defaultDelays()
-	}
+// clone returns a copy of r that shares no memory with it.
+func (r Retry) clone() Retry {
+	r.Delays = slices.Clone(r.Delays)
+	return r
 }
 
 // setDefaults fills the zero fields of s whose zero is not a valid value.
@@ -207,54 +141,11 @@ func (c *Config) SubscriptionFor(group string) Subscription {
 	return s
 }
 
-// RetryFor returns the failure policy of the consumer group named group: the
-// global policy with the group's overrides applied and defaults filled. The
-// result shares no memory with c.
+// RetryFor returns the failure policy of the consumer group named group:
+// its own, or the global one, with defaults filled. The result shares no
+// memory with c.
 func (c *Config) RetryFor(group string) Retry {
 	r := c.effectiveRetry(group)
 	r.setDefaults()
 	return r
-}
-
-// apply replaces the fields of r that o sets.
-func (o *RetryOverride) apply(r *Retry) {
-	if o.Attempts != nil {
-		r.Attempts = *o.Attempts
-	}
-	if o.Delays != nil {
-		r.Delays = append([]time.Duration{}, (*o.Delays)...)
-	}
-	if b := o.Backoff; b != nil {
-		set(&r.Backoff.Initial, b.Initial)
-		set(&r.Backoff.Max, b.Max)
-		set(&r.Backoff.Multiplier, b.Multiplier)
-		set(&r.Backoff.Jitter, b.Jitter)
-		set(&r.Backoff.MaxElapsed, b.MaxElapsed)
-	}
-}
-
-// set copies *from into *to when from is not nil.
-func set[T any](to *T, from *T) {
-	if from != nil {
-		*to = *from
-	}
-}
-
-// overridden lists the fields of o that are set, by their Retry key paths.
-func (o *RetryOverride) overridden() map[string]bool {
-	m := map[string]bool{}
-	if o == nil {
-		return m
-	}
-	m["attempts"] = o.Attempts != nil
-	m["delays"] = o.Delays != nil
-	if b := o.Backoff; b != nil {
-		m["backoff.initial"] = b.Initial != nil
-		m["backoff.max"] = b.Max != nil
-		m["backoff.multiplier"] = b.Multiplier != nil
-		m["backoff.jitter"] = b.Jitter != nil
-		m["backoff.max_elapsed"] = b.MaxElapsed != nil
-	}
-	maps.DeleteFunc(m, func(_ string, set bool) bool { return !set })
-	return m
 }

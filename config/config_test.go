@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/busline/busline/config"
+	"github.com/busline/busline/middleware"
 )
 
 func TestMain(m *testing.M) {
@@ -78,15 +79,8 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("Transport.Kind = %q, want memory", cfg.Transport.Kind)
 	}
 	want := config.Retry{
-		Attempts: 3,
-		Backoff: config.Backoff{
-			Initial:    100 * time.Millisecond,
-			Max:        5 * time.Second,
-			Multiplier: 2,
-			Jitter:     0.2,
-			MaxElapsed: 0,
-		},
-		Delays: []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute},
+		RetryPolicy: middleware.RetryPolicy{Attempts: 3, Backoff: middleware.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2, MaxElapsed: 0}},
+		Delays:      []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute},
 	}
 	if !retryEqual(cfg.Retry, want) {
 		t.Errorf("Retry = %+v, want %+v", cfg.Retry, want)
@@ -134,9 +128,8 @@ topics:
   order.created: orders-v1
 `)
 	want := config.Retry{
-		Attempts: 1,
-		Backoff:  config.Backoff{Initial: time.Second, Max: time.Second, Multiplier: 1, Jitter: 0, MaxElapsed: time.Hour},
-		Delays:   []time.Duration{time.Second},
+		RetryPolicy: middleware.RetryPolicy{Attempts: 1, Backoff: middleware.Backoff{Initial: time.Second, Max: time.Second, Multiplier: 1, Jitter: 0, MaxElapsed: time.Hour}},
+		Delays:      []time.Duration{time.Second},
 	}
 	if !retryEqual(cfg.Retry, want) {
 		t.Errorf("Retry = %+v, want %+v", cfg.Retry, want)
@@ -183,9 +176,8 @@ subscriptions:
     retry: {delays: [1m]}
 `)
 	global := config.Retry{
-		Attempts: 4,
-		Backoff:  config.Backoff{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2},
-		Delays:   []time.Duration{5 * time.Second, 30 * time.Second},
+		RetryPolicy: middleware.RetryPolicy{Attempts: 4, Backoff: middleware.Backoff{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}},
+		Delays:      []time.Duration{5 * time.Second, 30 * time.Second},
 	}
 	with := func(f func(r *config.Retry)) config.Retry {
 		r := global
@@ -232,16 +224,14 @@ subscriptions:
 
 func TestRetryForConfigBuiltInGo(t *testing.T) {
 	t.Parallel()
-	attempts := 7
 	cfg := &config.Config{
 		Service:       "billing",
-		Subscriptions: map[string]config.Subscription{"g": {Retry: &config.RetryOverride{Attempts: &attempts}}},
+		Subscriptions: map[string]config.Subscription{"g": {Retry: &config.Retry{RetryPolicy: middleware.RetryPolicy{Attempts: 7}}}},
 	}
 	got := cfg.RetryFor("g")
 	want := config.Retry{
-		Attempts: 7,
-		Backoff:  config.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2},
-		Delays:   []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute},
+		RetryPolicy: middleware.RetryPolicy{Attempts: 7, Backoff: middleware.DefaultBackoff()},
+		Delays:      []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute},
 	}
 	if !retryEqual(got, want) {
 		t.Errorf("RetryFor(g) = %+v, want %+v", got, want)
@@ -310,7 +300,7 @@ busline.yaml:5:14: retry.backoff.initial: must be > 0, such as 100ms, got 0s
 busline.yaml:6:17: retry.backoff.multiplier: must be a number >= 1, got 0.5
 busline.yaml:7:13: retry.backoff.jitter: must be from 0 to 1 (0 means no jitter), got 1.5
 busline.yaml:8:18: retry.backoff.max_elapsed: must be >= 0 (0 means no limit), got -1s
-busline.yaml:9:16: retry.delays[1]: must be > 0, got 0s (write delays: [] for no delayed redelivery)`,
+busline.yaml:9:16: retry.delays[1]: must be > 0, got 0s (an empty list, delays: [], means no delayed redelivery)`,
 		},
 		{
 			name: "MaxBelowInitial",
@@ -368,8 +358,7 @@ func TestValidateConfigBuiltInGo(t *testing.T) {
 		ShutdownGrace: time.Second,
 		Transport:     config.Transport{Kind: "memory"},
 		Retry: config.Retry{
-			Attempts: 1,
-			Backoff:  config.Backoff{Initial: time.Second, Max: time.Second, Multiplier: 1},
+			RetryPolicy: middleware.RetryPolicy{Attempts: 1, Backoff: middleware.Backoff{Initial: time.Second, Max: time.Second, Multiplier: 1}},
 		},
 		Subscriptions: map[string]config.Subscription{"g": {Concurrency: 2, Ordered: true}},
 	}
@@ -381,5 +370,17 @@ func TestValidateConfigBuiltInGo(t *testing.T) {
 	cfg.Subscriptions["g"] = config.Subscription{Concurrency: 1, Ordered: true}
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("Validate() after the fix = %v, want nil", err)
+	}
+	// A policy built in Go means what the bus makes of it: its zero fields
+	// take the defaults, and only what a group sets differently is blamed
+	// on it.
+	cfg = &config.Config{Service: "billing", ShutdownGrace: time.Second, Transport: config.Transport{Kind: "memory"},
+		Subscriptions: map[string]config.Subscription{
+			"fine": {Concurrency: 1, Retry: &config.Retry{RetryPolicy: middleware.RetryPolicy{Attempts: 7}}},
+			"bad":  {Concurrency: 1, Retry: &config.Retry{RetryPolicy: middleware.RetryPolicy{Backoff: middleware.Backoff{Initial: time.Second, Max: time.Millisecond}}}},
+		}}
+	want = "config: subscriptions.bad.retry.backoff.max: must be >= backoff.initial (1s), got 1ms"
+	if err := cfg.Validate(); err == nil || err.Error() != want {
+		t.Errorf("Validate() = %v, want %s", err, want)
 	}
 }

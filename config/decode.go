@@ -48,6 +48,11 @@ type decoder struct {
 	// steps counts the nodes decoded, aliases followed each time, against
 	// maxSteps.
 	steps int
+
+	// inherit, when not nil, gives the value a nil pointer of type t at path
+	// starts from before its node is decoded over it, in place of zero:
+	// Parse starts each group's retry policy from the global one.
+	inherit func(path string, t reflect.Type) (reflect.Value, bool)
 }
 
 // defaulter is implemented by the types whose map entries start from their
@@ -149,6 +154,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if t.Kind() == reflect.Pointer {
 		if v.IsNil() {
 			v.Set(reflect.New(t.Elem()))
+			if d.inherit != nil {
+				if base, ok := d.inherit(path, t.Elem()); ok {
+					v.Elem().Set(base)
+				}
+			}
 		}
 		d.decode(n, v.Elem(), path)
 		return

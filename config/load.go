@@ -62,9 +62,20 @@ func Parse(data []byte, filename string, lookupEnv func(string) (string, bool)) 
 			"the top level must be a mapping of keys such as service: and transport:, got "+src.show(top))}}
 	}
 
+	// A group's retry: section overrides the global policy's keys it sets:
+	// a first pass finds the global policy, which the second starts each
+	// group's from.
+	global := &Config{src: src}
+	global.setDefaults()
+	(&decoder{src: src}).decode(top, reflect.ValueOf(global).Elem(), "")
 	cfg := &Config{src: src}
 	cfg.setDefaults()
-	d := &decoder{src: src, record: true}
+	d := &decoder{src: src, record: true, inherit: func(path string, t reflect.Type) (reflect.Value, bool) {
+		if t != retryType || path == "retry" {
+			return reflect.Value{}, false
+		}
+		return reflect.ValueOf(global.Retry.clone()), true
+	}}
 	d.decode(top, reflect.ValueOf(cfg).Elem(), "")
 	src.shown = d.shown
 
@@ -135,3 +146,6 @@ func isParserError(msg string) bool {
 		msg == "found incompatible YAML document" ||
 		msg == "found undefined tag handle"
 }
+
+// retryType is the type whose values Parse starts from the global policy.
+var retryType = reflect.TypeFor[Retry]()

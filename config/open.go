@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/busline/busline/bus"
-	"github.com/busline/busline/middleware"
 	"github.com/busline/busline/transports"
 	_ "github.com/busline/busline/transports/memory" // the default transport needs no import
 )
@@ -104,7 +103,7 @@ func (c *Config) BusConfig() bus.Config {
 		Service:       c.Service,
 		ShutdownGrace: c.ShutdownGrace,
 		Topics:        c.Topics,
-		Retry:         retryPolicy(c.Retry),
+		Retry:         c.Retry.RetryPolicy,
 		Delays:        delays(c.Retry.Delays),
 	}
 	if len(c.Subscriptions) > 0 {
@@ -112,7 +111,7 @@ func (c *Config) BusConfig() bus.Config {
 	}
 	for group := range c.Subscriptions {
 		s, r := c.SubscriptionFor(group), c.RetryFor(group)
-		p := retryPolicy(r)
+		p := r.RetryPolicy
 		bc.Subscriptions[group] = bus.SubscriptionConfig{
 			Concurrency: s.Concurrency,
 			Timeout:     s.Timeout,
@@ -122,21 +121,6 @@ func (c *Config) BusConfig() bus.Config {
 		}
 	}
 	return bc
-}
-
-func retryPolicy(r Retry) middleware.RetryPolicy {
-	p := middleware.RetryPolicy{
-		Attempts:   r.Attempts,
-		Initial:    r.Backoff.Initial,
-		Max:        r.Backoff.Max,
-		Multiplier: r.Backoff.Multiplier,
-		Jitter:     r.Backoff.Jitter,
-		MaxElapsed: r.Backoff.MaxElapsed,
-	}
-	if p.Jitter == 0 {
-		p.Jitter = -1 // YAML's 0 means no jitter; the policy's zero means the default
-	}
-	return p
 }
 
 // delays copies d, keeping an empty list non-nil: it means "no tiers".

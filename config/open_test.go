@@ -100,8 +100,12 @@ subscriptions:
 	if bc.Delays == nil || len(bc.Delays) != 0 {
 		t.Errorf("global delays %v, want an empty non-nil list (no tiers)", bc.Delays)
 	}
-	if bc.Retry.Jitter >= 0 {
-		t.Errorf("jitter %v: YAML's 0 must reach the policy as 'none' (negative)", bc.Retry.Jitter)
+	// The bus fills a policy's defaults with SetDefaults: YAML's jitter: 0
+	// must stay "none" through it.
+	p := bc.Retry
+	p.SetDefaults()
+	if p.Backoff.Jitter != 0 || p.Backoff.Initial != 100*time.Millisecond {
+		t.Errorf("backoff %+v through SetDefaults, want the default backoff without jitter", p.Backoff)
 	}
 	a, b := bc.Subscriptions["a"], bc.Subscriptions["b"]
 	if !a.Ordered || a.Timeout != 3*time.Second || a.Retry == nil || a.Retry.Attempts != 3 {

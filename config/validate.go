@@ -1,12 +1,15 @@
 package config
 
 import (
-	"github.com/busline/busline/bus"
+	"errors"
+	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/middleware"
 )
 
 // nameRule is the rule for service, consumer group, event and topic names.
@@ -114,7 +117,7 @@ func (c *Config) validate() []Problem {
 		}
 		v.at("transport.kind", msg)
 	}
-	v.retry(c.Retry, func(field string) (string, bool) { return "retry." + field, true })
+	v.retry(v.policy(c.Retry), func(field string) (string, bool) { return "retry." + field, true })
 
 	for _, g := range slices.Sorted(maps.Keys(c.Subscriptions)) {
 		s, p := c.Subscriptions[g], "subscriptions."+g
@@ -131,16 +134,26 @@ func (c *Config) validate() []Problem {
 		if s.Ordered && inRange && s.Concurrency != 1 {
 			v.at(p+".concurrency", "an ordered subscription must have concurrency 1, got "+v.show(p+".concurrency", strconv.Itoa(s.Concurrency))+": set concurrency: 1, or ordered: false")
 		}
-		if s.Ordered && s.Retry != nil && s.Retry.Delays != nil && len(*s.Retry.Delays) > 0 {
-			v.at(p+".retry.delays", "an ordered subscription has no delayed redelivery (it retries in place, then sends to the poison lane): remove delays")
-		}
-		over := s.Retry.overridden()
-		if len(over) == 0 {
+		if s.Retry == nil {
 			continue
 		}
-		v.retry(c.effectiveRetry(g), func(field string) (string, bool) {
+		// A group's policy is blamed only for the fields it sets itself:
+		// those written in its retry: section or, for a Config built in Go,
+		// those that differ from the global policy.
+		mine := v.policy(*s.Retry)
+		global, values := policyValues(v.policy(c.Retry)), policyValues(mine)
+		own := func(field string) bool {
+			if v.src != nil {
+				return v.written(p + ".retry." + field)
+			}
+			return values[field] != global[field]
+		}
+		if s.Ordered && len(mine.Delays) > 0 && own("delays") {
+			v.at(p+".retry.delays", "an ordered subscription has no delayed redelivery (it retries in place, then sends to the poison lane): remove delays")
+		}
+		v.retry(mine, func(field string) (string, bool) {
 			f, _, _ := strings.Cut(field, "[")
-			if over[f] {
+			if own(f) || own(field) {
 				return p + ".retry." + field, true
 			}
 			return "retry." + field, false
@@ -159,86 +172,92 @@ func (c *Config) validate() []Problem {
 	return v.problems
 }
 
-// retry checks a failure policy. pathOf maps a field of Retry, such as
-// "backoff.max" or "delays[1]", to its key path, and reports whether this
-// policy sets it: a problem is reported at a field it involves that the policy
-// sets, preferably one written in the file, and not at all when it sets none
-// of them (a subscription's override is only blamed for what it overrides).
+// retry checks a failure policy by middleware's rules. pathOf maps a field
+// of Retry, such as "backoff.max" or "delays[1]", to its key path, and
+// reports whether this policy sets it: a problem is reported at a field it
+// involves that the policy sets, preferably one written in the file, and
+// not at all when it sets none of them (a subscription is only blamed for
+// what it sets itself).
 func (v *validator) retry(r Retry, pathOf func(field string) (string, bool)) {
-	type alt struct {
-		field string
-		msg   func(path string) string
-	}
-	report := func(alts ...alt) {
-		// Prefer a field written in the file over one left at its default.
-		for _, written := range []bool{true, false} {
-			for _, a := range alts {
-				if p, own := pathOf(a.field); own && (!written || v.written(p)) {
-					v.at(p, a.msg(p))
-					return
-				}
-			}
-		}
-	}
-	// shown formats the value of field for a message.
-	shown := func(field, display string) string {
+	show := func(field, value string) string {
 		p, _ := pathOf(field)
-		return v.show(p, display)
+		return v.show(p, value)
 	}
-	b := r.Backoff
-	if r.Attempts < 1 {
-		report(alt{"attempts", func(string) string {
-			return "must be >= 1 (1 means no immediate retry), got " + shown("attempts", strconv.Itoa(r.Attempts))
-		}})
+	for _, err := range slices.Concat(unjoin(r.RetryPolicy.Validate()), unjoin(middleware.ValidateDelays(r.Delays))) {
+		var pe *middleware.PolicyError
+		if !errors.As(err, &pe) {
+			continue
+		}
+		alts := []*middleware.PolicyError{pe}
+		if pe.Alt != nil {
+			alts = append(alts, pe.Alt)
+		}
+		v.reportPolicy(alts, pathOf, show)
 	}
-	if b.Initial <= 0 {
-		report(alt{"backoff.initial", func(string) string {
-			return "must be > 0, such as 100ms, got " + shown("backoff.initial", b.Initial.String())
-		}})
-	} else if b.Max < b.Initial {
-		report(
-			alt{"backoff.max", func(string) string {
-				return "must be >= backoff.initial (" + shown("backoff.initial", b.Initial.String()) + "), got " + shown("backoff.max", b.Max.String())
-			}},
-			alt{"backoff.initial", func(string) string {
-				return "must be <= backoff.max (" + shown("backoff.max", b.Max.String()) + "), got " + shown("backoff.initial", b.Initial.String())
-			}},
-		)
+}
+
+// policy returns the policy r means, as Validate checks it: a Config built
+// in Go has its zero fields filled by the policy's defaults, as BusConfig
+// and the bus fill them; one from Parse is checked as it is, since Parse
+// filled the defaults before decoding and a zero left is one the file wrote.
+func (v *validator) policy(r Retry) Retry {
+	r = r.clone()
+	if v.src == nil {
+		r.setDefaults()
 	}
-	if !(b.Multiplier >= 1) || math.IsInf(b.Multiplier, 0) {
-		report(alt{"backoff.multiplier", func(string) string {
-			return "must be a number >= 1, got " + shown("backoff.multiplier", formatFloat(b.Multiplier))
-		}})
-	}
-	if !(b.Jitter >= 0 && b.Jitter <= 1) {
-		report(alt{"backoff.jitter", func(string) string {
-			return "must be from 0 to 1 (0 means no jitter), got " + shown("backoff.jitter", formatFloat(b.Jitter))
-		}})
-	}
-	if b.MaxElapsed < 0 {
-		report(alt{"backoff.max_elapsed", func(string) string {
-			return "must be >= 0 (0 means no limit), got " + shown("backoff.max_elapsed", b.MaxElapsed.String())
-		}})
-	}
-	for i, d := range r.Delays {
-		if d <= 0 {
-			field := "delays[" + strconv.Itoa(i) + "]"
-			report(alt{field, func(string) string {
-				return "must be > 0, got " + shown(field, d.String()) + " (write delays: [] for no delayed redelivery)"
-			}})
+	return r
+}
+
+// reportPolicy reports one policy problem at the first of its alternative
+// fields the policy sets, preferring one written in the file.
+func (v *validator) reportPolicy(alts []*middleware.PolicyError, pathOf func(string) (string, bool), show func(field, value string) string) {
+	for _, written := range []bool{true, false} {
+		for _, a := range alts {
+			if p, own := pathOf(a.Field); own && (!written || v.written(p)) {
+				v.at(p, a.Message(show))
+				return
+			}
 		}
 	}
 }
 
-// effectiveRetry is the global policy with group's overrides applied, without
+// unjoin returns the errors errors.Join joined in err.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
+
+// policyValues formats each field of r by its key path, to tell which
+// fields of a group's policy differ from the global one.
+func policyValues(r Retry) map[string]string {
+	b := r.Backoff
+	m := map[string]string{
+		"attempts":            strconv.Itoa(r.Attempts),
+		"backoff.initial":     b.Initial.String(),
+		"backoff.max":         b.Max.String(),
+		"backoff.multiplier":  formatFloat(b.Multiplier),
+		"backoff.jitter":      formatFloat(b.Jitter),
+		"backoff.max_elapsed": b.MaxElapsed.String(),
+		"delays":              fmt.Sprint(r.Delays == nil, r.Delays),
+	}
+	for i, d := range r.Delays {
+		m["delays["+strconv.Itoa(i)+"]"] = d.String()
+	}
+	return m
+}
+
+// effectiveRetry is the group's own policy or the global one, without
 // filling defaults, so that Validate sees explicit zeros.
 func (c *Config) effectiveRetry(group string) Retry {
-	r := c.Retry
-	r.Delays = slices.Clone(r.Delays)
-	if o := c.Subscriptions[group].Retry; o != nil {
-		o.apply(&r)
+	if r := c.Subscriptions[group].Retry; r != nil {
+		return r.clone()
 	}
-	return r
+	return c.Retry.clone()
 }
 
 // validName reports whether s follows [nameRule].

@@ -28,7 +28,7 @@ func ExampleRetry() {
 		panic(err)
 	}
 	router.AddMiddleware(
-		middleware.Retry(middleware.RetryPolicy{Attempts: 3, Initial: time.Millisecond, Max: 10 * time.Millisecond}),
+		middleware.Retry(middleware.RetryPolicy{Attempts: 3, Backoff: middleware.Backoff{Initial: time.Millisecond, Max: 10 * time.Millisecond}}),
 		middleware.Recoverer,
 	)
 	done := make(chan struct{})
@@ -73,7 +73,7 @@ func ExampleLanes() {
 		Delays:    []time.Duration{10 * time.Second, time.Minute},
 		Handler:   "billing-orders",
 	}
-	handler := lanes.Middleware(middleware.Retry(middleware.RetryPolicy{Attempts: 2, Initial: time.Millisecond})(
+	handler := lanes.Middleware(middleware.Retry(middleware.RetryPolicy{Attempts: 2, Backoff: middleware.Backoff{Initial: time.Millisecond}})(
 		middleware.Recoverer(func(msg *message.Message) ([]*message.Message, error) {
 			return nil, errors.New("tax service down")
 		})))

@@ -71,7 +71,7 @@ type Lanes struct {
 
 // laneWriteBackoff paces the in-place retries of a lane write that failed in
 // an ordered subscription (Lanes.Ordered).
-var laneWriteBackoff = RetryPolicy{Initial: 50 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
+var laneWriteBackoff = Backoff{Initial: 50 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
 
 // Middleware returns the Lanes middleware.
 func (l Lanes) Middleware(h message.HandlerFunc) message.HandlerFunc {

@@ -30,7 +30,7 @@ func handle(ctx context.Context, h message.HandlerFunc, md map[string]string) (*
 	return msg, err
 }
 
-var fast = middleware.RetryPolicy{Attempts: 3, Initial: time.Millisecond, Max: time.Millisecond, Jitter: -1}
+var fast = middleware.RetryPolicy{Attempts: 3, Backoff: middleware.Backoff{Initial: time.Millisecond, Max: time.Millisecond}}
 
 func TestRetry(t *testing.T) {
 	t.Parallel()
@@ -90,7 +90,7 @@ func TestRetry(t *testing.T) {
 	})
 	t.Run("MaxElapsed", func(t *testing.T) {
 		calls := 0
-		p := middleware.RetryPolicy{Attempts: 100, Initial: 20 * time.Millisecond, Max: 20 * time.Millisecond, Jitter: -1, MaxElapsed: 50 * time.Millisecond}
+		p := middleware.RetryPolicy{Attempts: 100, Backoff: middleware.Backoff{Initial: 20 * time.Millisecond, Max: 20 * time.Millisecond, MaxElapsed: 50 * time.Millisecond}}
 		h := middleware.Retry(p)(func(*message.Message) ([]*message.Message, error) {
 			calls++
 			return nil, errors.New("down")
@@ -103,10 +103,10 @@ func TestRetry(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	t.Parallel()
-	p := middleware.RetryPolicy{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2}
+	p := middleware.RetryPolicy{Backoff: middleware.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2, Jitter: 0.2}}
 	p.SetDefaults()
 	for range 20 {
-		waits := p.NewBackOff()
+		waits := p.Backoff.NewBackOff()
 		for n := 1; n <= 10; n++ {
 			want := min(100*time.Millisecond<<(n-1), time.Second)
 			if got := waits.NextBackOff(); got < want*8/10 || got > want*12/10+1 {
@@ -114,9 +114,40 @@ func TestBackoff(t *testing.T) {
 			}
 		}
 	}
-	if err := (middleware.RetryPolicy{Attempts: 0, Multiplier: 0.5, Max: -1, Jitter: 2}).Validate(); err == nil ||
-		!strings.Contains(err.Error(), "attempts 0") || !strings.Contains(err.Error(), "multiplier") || !strings.Contains(err.Error(), "jitter") {
-		t.Errorf("Validate = %v, want attempts, multiplier and jitter problems together", err)
+	err := (middleware.RetryPolicy{Attempts: 0, Backoff: middleware.Backoff{Initial: time.Second, Multiplier: 0.5, Max: time.Millisecond, Jitter: 2}}).Validate()
+	for _, want := range []string{
+		"attempts: must be >= 1 (1 means no immediate retry), got 0",
+		"backoff.max: must be >= backoff.initial (1s), got 1ms",
+		"backoff.multiplier: must be a number >= 1, got 0.5",
+		"backoff.jitter: must be from 0 to 1 (0 means no jitter), got 2",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want %q among the problems", err, want)
+		}
+	}
+	var pe *middleware.PolicyError
+	if !errors.As(err, &pe) || pe.Field != "attempts" {
+		t.Errorf("Validate's first problem = %#v, want a *PolicyError for attempts", pe)
+	}
+	if err := middleware.ValidateDelays([]time.Duration{time.Second, 0}); err == nil || err.Error() != "delays[1]: must be > 0, got 0s (an empty list, delays: [], means no delayed redelivery)" {
+		t.Errorf("ValidateDelays = %v", err)
+	}
+}
+
+// TestBackoffDefaults checks the one rule for zero fields: the zero Backoff
+// is the default one, and in any other only the fields whose zero is not
+// valid take defaults, so a zero Jitter means none.
+func TestBackoffDefaults(t *testing.T) {
+	t.Parallel()
+	var zero middleware.Backoff
+	zero.SetDefaults()
+	if zero != middleware.DefaultBackoff() {
+		t.Errorf("the zero Backoff = %+v, want DefaultBackoff %+v", zero, middleware.DefaultBackoff())
+	}
+	b := middleware.Backoff{Initial: 10 * time.Second}
+	b.SetDefaults()
+	if want := (middleware.Backoff{Initial: 10 * time.Second, Max: 10 * time.Second, Multiplier: 2}); b != want {
+		t.Errorf("Backoff{Initial: 10s} = %+v, want %+v (no jitter)", b, want)
 	}
 }
 

@@ -142,11 +142,17 @@ func toNode(v reflect.Value, skipZero bool) *yaml.Node {
 		t := v.Type()
 		for i := range t.NumField() {
 			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			fv := v.Field(i)
+			if f.Anonymous && opts == "inline" { // its keys are the struct's own
+				if inner := toNode(fv, skipZero); inner != nil {
+					n.Content = append(n.Content, inner.Content...)
+				}
+				continue
+			}
 			if !f.IsExported() || name == "-" || name == "" {
 				continue
 			}
-			fv := v.Field(i)
 			if skipZero && fv.IsZero() {
 				continue
 			}

@@ -41,7 +41,7 @@ func run(out io.Writer) error {
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		// Two quick attempts, then one delayed redelivery after 1s, then the
 		// poison lane. Production tiers are longer (default 10s, 1m, 10m).
-		Retry:  middleware.RetryPolicy{Attempts: 2, Initial: 50 * time.Millisecond},
+		Retry:  middleware.RetryPolicy{Attempts: 2, Backoff: middleware.Backoff{Initial: 50 * time.Millisecond}},
 		Delays: []time.Duration{time.Second},
 	})
 	if err != nil {

@@ -81,7 +81,7 @@ func Setup(t *testing.T, open func(t *testing.T) transports.Transport, mode otel
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Observer: obs,
 		Topics:   map[string]string{Event{}.EventName(): e.Topic},
-		Retry:    middleware.RetryPolicy{Attempts: 2, Initial: time.Millisecond, Max: time.Millisecond, Jitter: -1},
+		Retry:    middleware.RetryPolicy{Attempts: 2, Backoff: middleware.Backoff{Initial: time.Millisecond, Max: time.Millisecond}},
 		Delays:   []time.Duration{delay},
 	})
 	if err != nil {

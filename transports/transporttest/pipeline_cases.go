@@ -39,7 +39,7 @@ func RunPipeline(t *testing.T, h Harness) {
 }
 
 // fastRetry retries at once, so the cases measure the lanes, not backoff.
-var fastRetry = bus.WithRetry(middleware.RetryPolicy{Attempts: 3, Initial: time.Millisecond, Max: time.Millisecond, Jitter: -1})
+var fastRetry = bus.WithRetry(middleware.RetryPolicy{Attempts: 3, Backoff: middleware.Backoff{Initial: time.Millisecond, Max: time.Millisecond}})
 
 func testMixedFailures(t *testing.T, h *Harness) {
 	e := h.setup(t)
