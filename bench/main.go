@@ -30,7 +30,14 @@ func run() error {
 	messages := flag.Int("messages", 0, "messages of each publish and e2e measurement (default 20000, 5000 with -quick)")
 	backlog := flag.Int("backlog", 0, "drain backlog (default 50000, 5000 with -quick)")
 	publishers := flag.Int("publishers", 0, "publishing goroutines of publish-n, e2e and the backlog (default 64)")
-	consumers := flag.Int("consumers", 0, "handler concurrency of every way (default 1)")
+	consumers := flag.Int("consumers", 0, "handler concurrency of every way but in e2e-keyed (default 1)")
+	batchPublishers := flag.Int("batch-publishers", 0, "publishing goroutines of publish-batch and e2e-batch (default 8)")
+	batchSize := flag.Int("batch-size", 0, "messages per batch call of publish-batch and e2e-batch (default 100)")
+	keyedMessages := flag.Int("keyed-messages", 0, "messages of e2e-keyed and e2e-keyed-1 (default 4000, 1000 with -quick)")
+	keys := flag.Int("keys", 0, "ordering keys of e2e-keyed and e2e-keyed-1 (default 1000)")
+	keyRun := flag.Int("key-run", 0, "messages of one key each publisher sends in a row in e2e-keyed and e2e-keyed-1 (default 4)")
+	keyedConcurrency := flag.Int("keyed-concurrency", 0, "handler concurrency of e2e-keyed (default 16)")
+	keyedWork := flag.Duration("keyed-work", 0, "how long each handling of e2e-keyed and e2e-keyed-1 takes (default 1ms)")
 	maxDuration := flag.Duration("max", 0, "cap of each measurement (default 30s, 4s with -quick)")
 	out := flag.String("out", "bench/RESULTS.md", "file the markdown table is written to; empty: none")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -52,6 +59,15 @@ func run() error {
 	setIf(&cfg.Backlog, *backlog)
 	setIf(&cfg.Publishers, *publishers)
 	setIf(&cfg.Consumers, *consumers)
+	setIf(&cfg.BatchPublishers, *batchPublishers)
+	setIf(&cfg.BatchSize, *batchSize)
+	setIf(&cfg.KeyedMessages, *keyedMessages)
+	setIf(&cfg.Keys, *keys)
+	setIf(&cfg.KeyRun, *keyRun)
+	setIf(&cfg.KeyedConcurrency, *keyedConcurrency)
+	if *keyedWork > 0 {
+		cfg.KeyedWork = *keyedWork
+	}
 	if *maxDuration > 0 {
 		cfg.MaxDuration = *maxDuration
 	}

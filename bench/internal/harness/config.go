@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/busline/busline/bus"
 )
 
 // Transport names accepted by Config.Transports.
@@ -20,8 +22,15 @@ const (
 // Way names accepted by Config.Ways, in the order the table shows them.
 const (
 	// WayRaw is the broker's own client used as its authors recommend for
-	// throughput: async confirms, pipelining, batched acks.
+	// throughput: async confirms, pipelining, batched acks. It is the
+	// baseline of busline's batch publishes.
 	WayRaw = "raw"
+	// WayRawSync is the broker's own client publishing one message per call
+	// and waiting for its confirm before the next: publisher confirms waited
+	// per message (RabbitMQ), one XADD per call (Redis), ProduceSync of one
+	// record (Kafka). It is the baseline of busline's single-event Publish;
+	// it consumes like WayRaw. Memory has none: its raw way is synchronous.
+	WayRawSync = "raw-sync"
 	// WayWatermill is the plain Watermill adapter with its documented durable
 	// configuration, consumed through a router with no middleware.
 	WayWatermill = "watermill"
@@ -32,6 +41,10 @@ const (
 	// WayBusline is busline itself: bus.Publish of a typed event (JSON),
 	// bus.Subscribe with the default middleware.
 	WayBusline = "busline"
+	// WayBuslineOtel is WayBusline with otelbus as the bus's Observer: every
+	// message traced (always sampled, no exporter) and metered (an SDK meter
+	// provider with a manual reader nobody collects). Only e2e runs it.
+	WayBuslineOtel = "busline-otel"
 )
 
 // Scenario names accepted by Config.Scenarios.
@@ -40,9 +53,24 @@ const (
 	ScenarioPublish1 = "publish-1"
 	// ScenarioPublishN publishes from Config.Publishers goroutines.
 	ScenarioPublishN = "publish-n"
+	// ScenarioPublishBatch publishes from Config.BatchPublishers
+	// goroutines, Config.BatchSize messages per call where the way has a
+	// batch call (bus.PublishBatch, a Watermill Publish of several
+	// messages); raw clients pipeline as in every scenario.
+	ScenarioPublishBatch = "publish-batch"
 	// ScenarioE2E publishes from Config.Publishers goroutines while one
 	// consumer handles; it is timed to the last handled message.
 	ScenarioE2E = "e2e"
+	// ScenarioE2EBatch is e2e with the publishing of publish-batch.
+	ScenarioE2EBatch = "e2e-batch"
+	// ScenarioE2EKeyed is e2e with an ordering key on every message
+	// (Config.Keys keys, each published from one goroutine in sequence,
+	// Config.KeyRun messages of a key in a row), a
+	// handler that takes Config.KeyedWork, and Config.KeyedConcurrency
+	// handlers; the consumer checks each key's order. Only busline runs it.
+	ScenarioE2EKeyed = "e2e-keyed"
+	// ScenarioE2EKeyed1 is e2e-keyed with one handler: its baseline.
+	ScenarioE2EKeyed1 = "e2e-keyed-1"
 	// ScenarioDrain consumes a backlog of Config.Backlog messages published
 	// before the consumer started.
 	ScenarioDrain = "drain"
@@ -54,9 +82,28 @@ const (
 // AllTransports, AllWays and AllScenarios are the defaults of Config.
 var (
 	AllTransports = []string{Memory, RabbitMQ, Redis, Kafka}
-	AllWays       = []string{WayRaw, WayRawSarama, WayWatermill, WayTransport, WayBusline}
-	AllScenarios  = []string{ScenarioPublish1, ScenarioPublishN, ScenarioE2E, ScenarioDrain, ScenarioLatency}
+	AllWays       = []string{WayRaw, WayRawSync, WayRawSarama, WayWatermill, WayTransport, WayBusline, WayBuslineOtel}
+	AllScenarios  = []string{
+		ScenarioPublish1, ScenarioPublishN, ScenarioPublishBatch,
+		ScenarioE2E, ScenarioE2EBatch, ScenarioDrain, ScenarioLatency,
+		ScenarioE2EKeyed1, ScenarioE2EKeyed,
+	}
 )
+
+// RunsOn reports whether scenario is measured on way: raw-sync has no
+// batch call and consumes as raw does (its drain would be raw's); only
+// busline publishes with keys; busline-otel is measured on e2e.
+func RunsOn(scenario, way string) bool {
+	switch {
+	case scenario == ScenarioE2EKeyed || scenario == ScenarioE2EKeyed1:
+		return way == WayBusline
+	case way == WayBuslineOtel:
+		return scenario == ScenarioE2E
+	case way == WayRawSync:
+		return scenario != ScenarioDrain && scenario != ScenarioPublishBatch && scenario != ScenarioE2EBatch
+	}
+	return true
+}
 
 // Config configures a benchmark run. The zero value is the full run; Quick
 // returns the everyday one.
@@ -99,6 +146,37 @@ type Config struct {
 	// consuming goroutines. Default: 1.
 	Consumers int
 
+	// BatchPublishers is the number of publishing goroutines of
+	// publish-batch and e2e-batch. Default: 8.
+	BatchPublishers int
+
+	// BatchSize is how many messages each batch call of publish-batch and
+	// e2e-batch publishes. Default: 100.
+	BatchSize int
+
+	// KeyedMessages is how many messages e2e-keyed and e2e-keyed-1 send.
+	// Default: 4,000.
+	KeyedMessages int
+
+	// Keys is the number of ordering keys of e2e-keyed and e2e-keyed-1.
+	// Default: 1,000.
+	Keys int
+
+	// KeyRun is how many messages of one key each publisher of e2e-keyed
+	// and e2e-keyed-1 sends in a row before its next key, as the events of
+	// one entity come close together: they are then in flight together,
+	// and a consumer that does not keep the key's order shows it. Default: 4.
+	KeyRun int
+
+	// KeyedConcurrency is e2e-keyed's handler concurrency
+	// (bus.WithConcurrency). Default: 16.
+	KeyedConcurrency int
+
+	// KeyedWork is how long each handler of e2e-keyed and e2e-keyed-1
+	// waits, a stand-in for the database call of a real handler, so that
+	// concurrent handlers have something to overlap. Default: 1ms.
+	KeyedWork time.Duration
+
 	// LatencyRate is the publish rate of the latency scenario, in msg/s.
 	// Default: 1,000.
 	LatencyRate int
@@ -136,6 +214,7 @@ func Quick() Config {
 		PublishMessages: 5000,
 		E2EMessages:     5000,
 		Backlog:         5000,
+		KeyedMessages:   1000,
 		LatencyRate:     500,
 		LatencyDuration: time.Second,
 		MaxDuration:     4 * time.Second,
@@ -159,6 +238,15 @@ func (c *Config) setDefaults() {
 	setInt(&c.Backlog, 50000)
 	setInt(&c.Publishers, 64)
 	setInt(&c.Consumers, 1)
+	setInt(&c.BatchPublishers, 8)
+	setInt(&c.BatchSize, 100)
+	setInt(&c.KeyedMessages, 4000)
+	setInt(&c.Keys, 1000)
+	setInt(&c.KeyRun, 4)
+	setInt(&c.KeyedConcurrency, 16)
+	if c.KeyedWork == 0 {
+		c.KeyedWork = time.Millisecond
+	}
 	setInt(&c.LatencyRate, 1000)
 	if c.LatencyDuration == 0 {
 		c.LatencyDuration = 5 * time.Second
@@ -198,6 +286,8 @@ func (c *Config) Validate() error {
 	}{
 		{"Runs", c.Runs}, {"PublishMessages", c.PublishMessages}, {"E2EMessages", c.E2EMessages},
 		{"Backlog", c.Backlog}, {"Publishers", c.Publishers}, {"Consumers", c.Consumers}, {"LatencyRate", c.LatencyRate},
+		{"BatchPublishers", c.BatchPublishers}, {"BatchSize", c.BatchSize}, {"KeyedMessages", c.KeyedMessages},
+		{"Keys", c.Keys}, {"KeyRun", c.KeyRun}, {"KeyedConcurrency", c.KeyedConcurrency},
 	} {
 		if n.v < 1 {
 			bad("%s %d must be at least 1 (0 means the default)", n.name, n.v)
@@ -206,8 +296,11 @@ func (c *Config) Validate() error {
 	if c.PayloadSize < minPayload {
 		bad("PayloadSize %d is below %d bytes: the payload carries a timestamp and, for busline, a JSON envelope", c.PayloadSize, minPayload)
 	}
-	if c.LatencyDuration < 0 || c.MaxDuration < 0 {
-		bad("LatencyDuration %v and MaxDuration %v must not be negative (0 means the default)", c.LatencyDuration, c.MaxDuration)
+	if c.LatencyDuration < 0 || c.MaxDuration < 0 || c.KeyedWork < 0 {
+		bad("LatencyDuration %v, MaxDuration %v and KeyedWork %v must not be negative (0 means the default)", c.LatencyDuration, c.MaxDuration, c.KeyedWork)
+	}
+	if c.KeyedConcurrency > bus.MaxConcurrency {
+		bad("KeyedConcurrency %d is above bus.MaxConcurrency, %d", c.KeyedConcurrency, bus.MaxConcurrency)
 	}
 	return errors.Join(errs...)
 }

@@ -25,6 +25,12 @@ func tiny() harness.Config {
 	cfg.E2EMessages = 300
 	cfg.Backlog = 300
 	cfg.Publishers = 8
+	cfg.BatchPublishers = 3
+	cfg.BatchSize = 7 // 200 and 300 are no multiple: the last batch is short
+	cfg.KeyedMessages = 200
+	cfg.Keys = 20
+	cfg.KeyedConcurrency = 4
+	cfg.KeyedWork = 100 * time.Microsecond
 	cfg.LatencyRate = 200
 	cfg.LatencyDuration = 250 * time.Millisecond
 	cfg.MaxDuration = 20 * time.Second
@@ -42,11 +48,21 @@ func TestRunQuickOnMemory(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	// raw-sarama is Kafka's second raw row; memory has no such way.
-	ways := slices.DeleteFunc(slices.Clone(harness.AllWays), func(w string) bool { return w == harness.WayRawSarama })
+	// raw-sarama is Kafka's second raw way; memory has no raw-sync either.
+	ways := slices.DeleteFunc(slices.Clone(harness.AllWays), func(w string) bool {
+		return w == harness.WayRawSarama || w == harness.WayRawSync
+	})
+	measurements := 0
 	for _, s := range harness.AllScenarios {
 		for _, w := range ways {
 			cell, ok := rep.Cell(harness.Memory, s, w)
+			if !harness.RunsOn(s, w) {
+				if ok {
+					t.Errorf("%s %s: measured, but RunsOn says it is not", s, w)
+				}
+				continue
+			}
+			measurements++
 			if !ok {
 				t.Errorf("%s %s: not measured", s, w)
 				continue
@@ -65,20 +81,33 @@ func TestRunQuickOnMemory(t *testing.T) {
 			if s == harness.ScenarioE2E && (cell.Allocs <= 0 || cell.Bytes <= 0) {
 				t.Errorf("e2e %s: %v allocs/msg, %v B/msg, want both > 0", w, cell.Allocs, cell.Bytes)
 			}
+			keyed := s == harness.ScenarioE2EKeyed || s == harness.ScenarioE2EKeyed1
+			if keyed != cell.Ordered {
+				t.Errorf("%s %s: order checked %v, want %v", s, w, cell.Ordered, keyed)
+			}
+			if cell.Violations != 0 {
+				t.Errorf("%s %s: %d per-key order violations on memory, whose subscribers keep each key's order", s, w, cell.Violations)
+			}
+			if cell.Capped {
+				t.Errorf("%s %s: capped at %v, which these sizes should never reach", s, w, cfg.MaxDuration)
+			}
 		}
 	}
 	md := rep.Markdown()
 	for _, want := range []string{
-		"| memory | publish-1 |", "| memory | publish-8 |", "| memory | e2e |", "| memory | drain |",
-		"busline/watermill", "busline/raw", "busline/transport", "## Targets", "Machine: ",
-		"memory: busline e2e ≥ 0.8× Watermill GoChannel + router",
+		"| memory | raw |", "| memory | busline |", "| memory | busline-otel |",
+		"| publish-1 | publish-8 | publish-batch | e2e | e2e-batch | drain | e2e-keyed-1 | e2e-keyed-4 |",
+		"## Targets", "Machine: ",
+		"| instrumentation: busline-otel ÷ busline, e2e ≥ 0.9× |",
+		"| per-key order violations in e2e-keyed and e2e-keyed-1, all runs = 0 | 0 yes |",
+		"| memory | e2e-batch |", "÷ watermill", "÷ transport",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
-	if got := strings.Count(progress.String(), "\n"); got != len(harness.AllScenarios)*len(ways) {
-		t.Errorf("progress has %d lines, want one per measurement (%d):\n%s", got, len(harness.AllScenarios)*len(ways), progress.String())
+	if got := strings.Count(progress.String(), "\n"); got != measurements {
+		t.Errorf("progress has %d lines, want one per measurement (%d):\n%s", got, measurements, progress.String())
 	}
 }
 
@@ -114,11 +143,13 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	cfg.Transports = []string{"nats"}
 	cfg.Runs = -1
 	cfg.PayloadSize = 10
+	cfg.KeyedConcurrency = 5000
+	cfg.KeyedWork = -time.Second
 	_, err := harness.Run(context.Background(), cfg)
 	if err == nil {
-		t.Fatal("Run accepted an unknown transport, negative runs and a 10-byte payload")
+		t.Fatal("Run accepted an unknown transport, negative runs, a 10-byte payload, a concurrency of 5000 and negative work")
 	}
-	for _, want := range []string{`transport "nats"`, "Runs -1", "PayloadSize 10"} {
+	for _, want := range []string{`transport "nats"`, "Runs -1", "PayloadSize 10", "KeyedConcurrency 5000", "KeyedWork -1s"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

@@ -31,7 +31,8 @@ const kafkaPartitions = 3
 const WayRawSarama = "raw-sarama"
 
 // openKafka opens the Kafka ways: franz-go's async producer (acks=all,
-// idempotent) and a franz-go consumer group (raw), Sarama's async producer
+// idempotent) and a franz-go consumer group (raw), the same producing one
+// record per ProduceSync without linger (raw-sync), Sarama's async producer
 // and a consumer group (raw-sarama), watermill-kafka v3, and busline's kafka
 // transport. Without brokers configured it starts an in-process kfake
 // cluster, which then shares the process's CPU with the clients.
@@ -108,14 +109,36 @@ func openKafka(ctx context.Context, c *Config, _ string) (*plugin, error) {
 		_ = p.close()
 		return nil, fmt.Errorf("franz-go producer: %w", err)
 	}
+	// Without linger, as busline's producer: a synchronous producer that
+	// waits 10 ms (franz-go's default) for more records would measure the
+	// linger.
+	franzSync, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("busline-bench"), kgo.ProducerLinger(0))
+	if err != nil {
+		franz.Close()
+		_ = p.close()
+		return nil, fmt.Errorf("franz-go producer: %w", err)
+	}
+	prepFranz := func(ctx context.Context, s spec, producer *kgo.Client, syncPublish bool) (topic, error) {
+		if err := create(s.topic); err != nil {
+			return nil, err
+		}
+		t := &franzTopic{spec: s, brokers: brokers, producer: producer, syncPublish: syncPublish, cleanup: deleteTopics(s.topic)}
+		// A first record loads the new topic's metadata, which franz-go
+		// otherwise fetches on the clock, up to MetadataMinAge (5s) after
+		// its last fetch. Consumers skip it as a warm-up message.
+		if err := producer.ProduceSync(ctx, t.record(warmup)).FirstErr(); err != nil {
+			_ = t.cleanup(ctx)
+			return nil, fmt.Errorf("warm-up record: %w", err)
+		}
+		return t, nil
+	}
 	p.ways[WayRaw] = wayFuncs{
-		prep: func(_ context.Context, s spec) (topic, error) {
-			if err := create(s.topic); err != nil {
-				return nil, err
-			}
-			return &franzTopic{spec: s, brokers: brokers, producer: franz, cleanup: deleteTopics(s.topic)}, nil
-		},
+		prep:    func(ctx context.Context, s spec) (topic, error) { return prepFranz(ctx, s, franz, false) },
 		closeFn: func() error { franz.Close(); return nil },
+	}
+	p.ways[WayRawSync] = wayFuncs{
+		prep:    func(ctx context.Context, s spec) (topic, error) { return prepFranz(ctx, s, franzSync, true) },
+		closeFn: func() error { franzSync.Close(); return nil },
 	}
 	p.ways[WayRawSarama] = wayFuncs{
 		prep: func(_ context.Context, s spec) (topic, error) {
@@ -169,16 +192,30 @@ func openKafka(ctx context.Context, c *Config, _ string) (*plugin, error) {
 
 // franzTopic is the raw Kafka way: franz-go's shared producer with its
 // defaults (idempotent, acks=all, pipelined; records produced
-// asynchronously) and, to consume, a franz-go consumer group with its
-// defaults (cooperative-sticky, autocommit of what was polled).
+// asynchronously, or with syncPublish one ProduceSync per record) and, to
+// consume, a franz-go consumer group with its defaults
+// (cooperative-sticky, autocommit of what was polled).
 type franzTopic struct {
-	spec     spec
-	brokers  []string
-	producer *kgo.Client
-	cleanup  func(context.Context) error
+	spec        spec
+	brokers     []string
+	producer    *kgo.Client
+	syncPublish bool
+	cleanup     func(context.Context) error
 }
 
-func (t *franzTopic) newSender(context.Context) (sender, error) { return &franzSender{t: t}, nil }
+func (t *franzTopic) newSender(context.Context) (sender, error) {
+	if t.syncPublish {
+		return syncSender(func(ctx context.Context, sentAt int64) error {
+			return t.producer.ProduceSync(ctx, t.record(sentAt)).FirstErr()
+		}), nil
+	}
+	return &franzSender{t: t}, nil
+}
+
+// record is the record of sentAt's message.
+func (t *franzTopic) record(sentAt int64) *kgo.Record {
+	return &kgo.Record{Topic: t.spec.topic, Value: rawPayload(t.spec.payloadSize, sentAt)}
+}
 
 func (t *franzTopic) consume(_ context.Context, handle func(int64)) (func() error, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(t.brokers...), kgo.ConsumerGroup(t.spec.group),
@@ -222,7 +259,7 @@ type franzSender struct {
 
 func (s *franzSender) send(ctx context.Context, sentAt int64) error {
 	s.inflight.Add(1)
-	s.t.producer.Produce(ctx, &kgo.Record{Topic: s.t.spec.topic, Value: rawPayload(s.t.spec.payloadSize, sentAt)}, func(_ *kgo.Record, err error) {
+	s.t.producer.Produce(ctx, s.t.record(sentAt), func(_ *kgo.Record, err error) {
 		if err != nil {
 			s.mu.Lock()
 			s.err = cmpOr(s.err, err)

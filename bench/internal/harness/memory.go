@@ -11,9 +11,10 @@ import (
 	"github.com/busline/busline/transports/memory"
 )
 
-// openMemory opens the in-process ways: a buffered Go channel (raw),
-// Watermill's GoChannel (persistent, so that a backlog waits for its
-// consumer), and busline's memory transport.
+// openMemory opens the in-process ways: a buffered Go channel (raw; it is
+// synchronous already, so memory has no raw-sync), Watermill's GoChannel
+// (persistent, so that a backlog waits for its consumer), and busline's
+// memory transport.
 func openMemory(_ context.Context, c *Config, _ string) (*plugin, error) {
 	capacity := max(c.PublishMessages, c.E2EMessages, c.Backlog, c.LatencyRate*int(c.LatencyDuration.Seconds()+1)) + 16
 	return &plugin{
@@ -47,12 +48,16 @@ func openMemory(_ context.Context, c *Config, _ string) (*plugin, error) {
 					cleanup: func(context.Context) error { return t.Close() },
 				}, nil
 			}},
-			WayBusline: wayFuncs{prep: func(_ context.Context, s spec) (topic, error) {
-				t := memory.New(memory.Config{})
-				return prepareBusline(t, s, func(context.Context) error { return t.Close() })
-			}},
+			WayBusline:     wayFuncs{prep: func(_ context.Context, s spec) (topic, error) { return prepareMemoryBusline(s, false) }},
+			WayBuslineOtel: wayFuncs{prep: func(_ context.Context, s spec) (topic, error) { return prepareMemoryBusline(s, true) }},
 		},
 	}, nil
+}
+
+// prepareMemoryBusline is busline's way over a memory transport of its own.
+func prepareMemoryBusline(s spec, observe bool) (topic, error) {
+	t := memory.New(memory.Config{})
+	return prepareBusline(t, s, observe, func(context.Context) error { return t.Close() })
 }
 
 // chanTopic is the raw in-process way: a buffered channel handoff, large

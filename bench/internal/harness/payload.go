@@ -18,6 +18,9 @@ const warmup = -1
 // benchmark event.
 const sampleEvent = "bench.sample"
 
+// keyedEvent is the event name of the keyed scenarios' event.
+const keyedEvent = "bench.keyed"
+
 // Sample is the benchmark's busline event: a publish timestamp and a pad
 // that brings its JSON encoding to the configured payload size.
 type Sample struct {
@@ -28,15 +31,38 @@ type Sample struct {
 // EventName returns "bench.sample".
 func (Sample) EventName() string { return sampleEvent }
 
+// KeyedSample is the event of the keyed scenarios: a Sample with its
+// ordering key (1..Config.Keys; 0 for none) and its place in the key's
+// sequence (from 1). It is a type of its own so that Sample, and with it
+// the figures of every other scenario, stays as it was.
+type KeyedSample struct {
+	SentAt int64  `json:"sent_at"`
+	Key    int    `json:"key"`
+	Seq    int64  `json:"seq"`
+	Pad    string `json:"pad"`
+}
+
+// EventName returns "bench.keyed".
+func (KeyedSample) EventName() string { return keyedEvent }
+
 // newSample returns a sample whose JSON encoding is about size bytes for
 // any timestamp (timestamps are 19 digits until 2286).
 func newSample(sentAt int64, pad string) Sample { return Sample{SentAt: sentAt, Pad: pad} }
 
-// samplePad returns the pad of a size-byte sample.
-func samplePad(size int) string {
+// samplePad returns the pad of a size-byte sample; keyed, of one whose key
+// and seq take up to keyedExtra bytes.
+func samplePad(size int, keyed bool) string {
 	// {"sent_at":1764249213000000000,"pad":""} is 40 bytes.
-	return strings.Repeat("x", max(0, size-40))
+	size -= 40
+	if keyed {
+		size -= keyedExtra
+	}
+	return strings.Repeat("x", max(0, size))
 }
+
+// keyedExtra is the length of `,"key":1000,"seq":10`, what a key and a seq
+// add to a sample's JSON in the keyed scenarios' usual sizes.
+const keyedExtra = 20
 
 // rawPayload returns a size-byte payload whose first 8 bytes hold sentAt,
 // for the raw clients and plain Watermill.

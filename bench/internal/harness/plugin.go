@@ -47,7 +47,7 @@ type brokerTransport interface {
 }
 
 // addBuslineWays adds the transport way (bt under a plain router) and the
-// busline way (bus over bt) to p. cleanup returns what deletes the broker
+// busline ways (bus over bt, without and with otelbus) to p. cleanup returns what deletes the broker
 // resources of a measurement's topics and group.
 func (p *plugin) addBuslineWays(bt brokerTransport, cleanup func(topics []string, group string) func(context.Context) error) error {
 	p.closers = append(p.closers, bt.Close)
@@ -66,7 +66,10 @@ func (p *plugin) addBuslineWays(bt brokerTransport, cleanup func(topics []string
 		closeFn: pub.Close,
 	}
 	p.ways[WayBusline] = wayFuncs{prep: func(_ context.Context, s spec) (topic, error) {
-		return prepareBusline(bt, s, cleanup(buslineTopics(s), s.group))
+		return prepareBusline(bt, s, false, cleanup(buslineTopics(s), s.group))
+	}}
+	p.ways[WayBuslineOtel] = wayFuncs{prep: func(_ context.Context, s spec) (topic, error) {
+		return prepareBusline(bt, s, true, cleanup(buslineTopics(s), s.group))
 	}}
 	return nil
 }

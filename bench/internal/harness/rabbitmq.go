@@ -35,7 +35,8 @@ const (
 )
 
 // openRabbitMQ opens the RabbitMQ ways: amqp091-go with async publisher
-// confirms and batched acks (raw), watermill-amqp's durable pub/sub config
+// confirms and batched acks (raw), the same waiting for each publish's
+// confirm (raw-sync), watermill-amqp's durable pub/sub config
 // (watermill), and busline's rabbitmq transport.
 func openRabbitMQ(ctx context.Context, c *Config, _ string) (*plugin, error) {
 	rawURL := c.RabbitMQURL
@@ -73,8 +74,8 @@ func openRabbitMQ(ctx context.Context, c *Config, _ string) (*plugin, error) {
 		return errors.Join(errs...)
 	}
 
-	p.ways[WayRaw] = wayFuncs{prep: func(_ context.Context, s spec) (topic, error) {
-		t := &amqpTopic{conn: conn, spec: s, exchange: s.topic, queue: s.topic + ":" + s.group}
+	prepRaw := func(s spec, syncPublish bool) (topic, error) {
+		t := &amqpTopic{conn: conn, spec: s, exchange: s.topic, queue: s.topic + ":" + s.group, syncPublish: syncPublish}
 		ch, err := conn.Channel()
 		if err != nil {
 			return nil, err
@@ -93,7 +94,9 @@ func openRabbitMQ(ctx context.Context, c *Config, _ string) (*plugin, error) {
 			return cleanup(ctx, []string{t.exchange}, []string{t.queue})
 		}
 		return t, nil
-	}}
+	}
+	p.ways[WayRaw] = wayFuncs{prep: func(_ context.Context, s spec) (topic, error) { return prepRaw(s, false) }}
+	p.ways[WayRawSync] = wayFuncs{prep: func(_ context.Context, s spec) (topic, error) { return prepRaw(s, true) }}
 
 	wmPub, err := wmamqp.NewPublisher(wmamqp.NewDurablePubSubConfig(rawURL, nil), watermill.NopLogger{})
 	if err != nil {
@@ -148,11 +151,13 @@ func buslineCleanupFor(cleanup func(context.Context, []string, []string) error, 
 }
 
 // amqpTopic is the raw RabbitMQ way on one fanout exchange and the group's
-// durable queue.
+// durable queue. With syncPublish its senders wait for each publish's
+// confirm before the next (raw-sync).
 type amqpTopic struct {
 	conn            *amqp.Connection
 	spec            spec
 	exchange, queue string
+	syncPublish     bool
 	cleanup         func(context.Context) error
 
 	mu      sync.Mutex
@@ -161,14 +166,33 @@ type amqpTopic struct {
 }
 
 // newSender returns a sender on one of the topic's shared confirm-mode
-// channels, opening it on first use.
+// channels.
 func (t *amqpTopic) newSender(context.Context) (sender, error) {
+	ch, err := t.channel()
+	if err != nil {
+		return nil, err
+	}
+	if t.syncPublish {
+		return syncSender(func(ctx context.Context, sentAt int64) error {
+			dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, t.exchange, "", false, false, t.publishing(sentAt))
+			if err != nil {
+				return err
+			}
+			return waitConfirm(ctx, dc)
+		}), nil
+	}
+	return &amqpSender{ch: ch, t: t}, nil
+}
+
+// channel returns the next of the topic's shared confirm-mode channels in
+// turn, opening it on first use.
+func (t *amqpTopic) channel() (*amqp.Channel, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	i := t.senders % amqpPublishChannels
 	t.senders++
 	if i < len(t.chans) {
-		return &amqpSender{ch: t.chans[i], t: t}, nil
+		return t.chans[i], nil
 	}
 	ch, err := t.conn.Channel()
 	if err != nil {
@@ -179,7 +203,28 @@ func (t *amqpTopic) newSender(context.Context) (sender, error) {
 		return nil, err
 	}
 	t.chans = append(t.chans, ch)
-	return &amqpSender{ch: ch, t: t}, nil
+	return ch, nil
+}
+
+// publishing is the persistent message of sentAt.
+func (t *amqpTopic) publishing(sentAt int64) amqp.Publishing {
+	return amqp.Publishing{
+		DeliveryMode: amqp.Persistent,
+		ContentType:  "application/octet-stream",
+		Body:         rawPayload(t.spec.payloadSize, sentAt),
+	}
+}
+
+// waitConfirm waits for the broker's confirm of one publish.
+func waitConfirm(ctx context.Context, dc *amqp.DeferredConfirmation) error {
+	ok, err := dc.WaitContext(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("RabbitMQ nacked a publish")
+	}
+	return nil
 }
 
 func (t *amqpTopic) consume(_ context.Context, handle func(int64)) (func() error, error) {
@@ -249,11 +294,7 @@ type amqpSender struct {
 }
 
 func (s *amqpSender) send(ctx context.Context, sentAt int64) error {
-	dc, err := s.ch.PublishWithDeferredConfirmWithContext(ctx, s.t.exchange, "", false, false, amqp.Publishing{
-		DeliveryMode: amqp.Persistent,
-		ContentType:  "application/octet-stream",
-		Body:         rawPayload(s.t.spec.payloadSize, sentAt),
-	})
+	dc, err := s.ch.PublishWithDeferredConfirmWithContext(ctx, s.t.exchange, "", false, false, s.t.publishing(sentAt))
 	if err != nil {
 		return err
 	}
@@ -267,12 +308,8 @@ func (s *amqpSender) send(ctx context.Context, sentAt int64) error {
 // wait waits for the confirms of the n oldest pending publishes.
 func (s *amqpSender) wait(ctx context.Context, n int) error {
 	for _, dc := range s.pending[:n] {
-		ok, err := dc.WaitContext(ctx)
-		if err != nil {
+		if err := waitConfirm(ctx, dc); err != nil {
 			return err
-		}
-		if !ok {
-			return errors.New("RabbitMQ nacked a publish")
 		}
 	}
 	s.pending = append(s.pending[:0], s.pending[n:]...)

@@ -29,7 +29,8 @@ const redisBatch = 100
 const redisPool = 128
 
 // openRedis opens the Redis ways: go-redis with pipelined XADD, XREADGROUP
-// COUNT 100 and one XACK per batch (raw), watermill-redisstream, and
+// COUNT 100 and one XACK per batch (raw), the same with one XADD per call
+// (raw-sync), watermill-redisstream, and
 // busline's redis transport. Every key the run creates starts with
 // "busline-bench:<run id>:" and is deleted after its measurement.
 func openRedis(ctx context.Context, c *Config, runID string) (*plugin, error) {
@@ -81,13 +82,15 @@ func openRedis(ctx context.Context, c *Config, runID string) (*plugin, error) {
 		return deleteKeys(ctx, prefix+"*")
 	})
 
-	p.ways[WayRaw] = wayFuncs{prep: func(ctx context.Context, s spec) (topic, error) {
-		t := &streamTopic{client: client, spec: s, key: prefix + "raw:" + s.topic, cleanup: topicCleanup(s.topic)}
+	prepRaw := func(ctx context.Context, s spec, syncPublish bool) (topic, error) {
+		t := &streamTopic{client: client, spec: s, key: prefix + "raw:" + s.topic, syncPublish: syncPublish, cleanup: topicCleanup(s.topic)}
 		if err := client.XGroupCreateMkStream(ctx, t.key, s.group, "0").Err(); err != nil {
 			return nil, err
 		}
 		return t, nil
-	}}
+	}
+	p.ways[WayRaw] = wayFuncs{prep: func(ctx context.Context, s spec) (topic, error) { return prepRaw(ctx, s, false) }}
+	p.ways[WayRawSync] = wayFuncs{prep: func(ctx context.Context, s spec) (topic, error) { return prepRaw(ctx, s, true) }}
 
 	// The adapter closes the client it was given when it closes: each of
 	// its publishers and subscribers gets its own.
@@ -127,16 +130,28 @@ func openRedis(ctx context.Context, c *Config, runID string) (*plugin, error) {
 }
 
 // streamTopic is the raw Redis way on one stream and the group's consumer
-// group.
+// group. With syncPublish its senders send one XADD per call and wait for
+// its reply (raw-sync).
 type streamTopic struct {
-	client  *goredis.Client
-	spec    spec
-	key     string
-	cleanup func(context.Context) error
+	client      *goredis.Client
+	spec        spec
+	key         string
+	syncPublish bool
+	cleanup     func(context.Context) error
 }
 
 func (t *streamTopic) newSender(context.Context) (sender, error) {
+	if t.syncPublish {
+		return syncSender(func(ctx context.Context, sentAt int64) error {
+			return t.client.XAdd(ctx, t.xadd(sentAt)).Err()
+		}), nil
+	}
 	return &streamSender{t: t, pipe: t.client.Pipeline()}, nil
+}
+
+// xadd is the XADD of sentAt's message.
+func (t *streamTopic) xadd(sentAt int64) *goredis.XAddArgs {
+	return &goredis.XAddArgs{Stream: t.key, Values: []any{"payload", rawPayload(t.spec.payloadSize, sentAt)}}
 }
 
 func (t *streamTopic) consume(_ context.Context, handle func(int64)) (func() error, error) {
@@ -188,7 +203,7 @@ type streamSender struct {
 }
 
 func (s *streamSender) send(ctx context.Context, sentAt int64) error {
-	s.pipe.XAdd(ctx, &goredis.XAddArgs{Stream: s.t.key, Values: []any{"payload", rawPayload(s.t.spec.payloadSize, sentAt)}})
+	s.pipe.XAdd(ctx, s.t.xadd(sentAt))
 	s.n++
 	if s.n >= redisBatch {
 		return s.flush(ctx)

@@ -50,13 +50,15 @@ func (r *Report) finish() {
 // Cell is the summary of one scenario on one way of one transport over the
 // runs: medians of the runs that succeeded.
 type Cell struct {
-	Rate     float64       // msg/s; 0 for the latency scenario
-	P50, P99 time.Duration // latency scenario only
-	Allocs   float64       // heap allocations per message (e2e only)
-	Bytes    float64       // heap bytes per message (e2e only)
-	Runs     int           // runs that succeeded
-	Capped   bool          // some run was cut short by Config.MaxDuration
-	Err      error         // the last error, when no run succeeded
+	Rate       float64       // msg/s; 0 for the latency scenario
+	P50, P99   time.Duration // latency scenario only
+	Allocs     float64       // heap allocations per message (e2e scenarios)
+	Bytes      float64       // heap bytes per message (e2e scenarios)
+	Violations int64         // messages handled out of their key's order, summed over the runs (keyed scenarios)
+	Ordered    bool          // per-key order was checked (keyed scenarios)
+	Runs       int           // runs that succeeded
+	Capped     bool          // some run was cut short by Config.MaxDuration
+	Err        error         // the last error, when no run succeeded
 }
 
 // Cell returns the summary of scenario on way of transport, and false when
@@ -75,6 +77,8 @@ func (r *Report) Cell(transport, scenario, way string) (Cell, bool) {
 		}
 		c.Runs++
 		c.Capped = c.Capped || m.capped
+		c.Violations += m.violations
+		c.Ordered = c.Ordered || m.ordered
 		rates = append(rates, m.rate)
 		p50s = append(p50s, float64(m.p50))
 		p99s = append(p99s, float64(m.p99))
@@ -89,48 +93,60 @@ func (r *Report) Cell(transport, scenario, way string) (Cell, bool) {
 	return c, true
 }
 
-// ratio returns busline's rate over way's for scenario, and false when
-// either is missing.
-func (r *Report) ratio(transport, scenario, way string) (float64, bool) {
-	b, okb := r.Cell(transport, scenario, WayBusline)
-	o, oko := r.Cell(transport, scenario, way)
-	if !okb || !oko || b.Runs == 0 || o.Runs == 0 || o.Rate == 0 {
+// rate is a scenario measured on a way: one side of a ratio.
+type rate struct{ scenario, way string }
+
+// Ratio returns the median rate of num over that of den on transport, and
+// false when either is missing.
+func (r *Report) Ratio(transport string, num, den rate) (float64, bool) {
+	n, okn := r.Cell(transport, num.scenario, num.way)
+	d, okd := r.Cell(transport, den.scenario, den.way)
+	if !okn || !okd || n.Runs == 0 || d.Runs == 0 || d.Rate == 0 {
 		return 0, false
 	}
-	return b.Rate / o.Rate, true
+	return n.Rate / d.Rate, true
 }
 
-// target is one of the issue's performance targets: busline's e2e rate
-// over another way's on a transport must reach min.
+// target is one of the issues' performance targets: on the transports of
+// on (every transport when nil), the ratio num ÷ den must reach min. A
+// transport outside on shows the ratio without a verdict.
 type target struct {
-	transport, way string
-	min            float64
-	what           string
+	what     string
+	num, den rate
+	min      float64
+	on       []string
 }
 
 var targets = []target{
-	{RabbitMQ, WayRaw, 0.8, "RabbitMQ: busline e2e ≥ 0.8× raw amqp091 (async confirms)"},
-	{Redis, WayRaw, 0.5, "Redis: busline e2e ≥ 0.5× raw go-redis (pipelined)"},
-	{Kafka, WayRaw, 0.5, "Kafka: busline e2e ≥ 0.5× raw franz-go (async, idempotent, acks=all)"},
-	{Memory, WayWatermill, 0.8, "memory: busline e2e ≥ 0.8× Watermill GoChannel + router"},
-	{Memory, WayTransport, 0.9, "memory: typed layer costs ≤ 10% (busline ≥ 0.9× router over the same transport)"},
-	{RabbitMQ, WayTransport, 0.9, "RabbitMQ: typed layer costs ≤ 10%"},
-	{Redis, WayTransport, 0.9, "Redis: typed layer costs ≤ 10%"},
-	{Kafka, WayTransport, 0.9, "Kafka: typed layer costs ≤ 10%"},
+	{"batch publish ÷ raw pipelined ≥ 0.7×", rate{ScenarioPublishBatch, WayBusline}, rate{ScenarioPublishBatch, WayRaw}, 0.7, []string{RabbitMQ, Redis, Kafka}},
+	{"single-event e2e ÷ raw synchronous ≥ 0.8×", rate{ScenarioE2E, WayBusline}, rate{ScenarioE2E, WayRawSync}, 0.8, nil},
+	{"typed layer: busline ÷ transport under a plain router, e2e ≥ 0.9×", rate{ScenarioE2E, WayBusline}, rate{ScenarioE2E, WayTransport}, 0.9, nil},
+	{"typed layer, batch: busline ÷ transport, publish-batch ≥ 0.9×", rate{ScenarioPublishBatch, WayBusline}, rate{ScenarioPublishBatch, WayTransport}, 0.9, nil},
+	{"key-ordered concurrency: e2e-keyed ÷ e2e-keyed-1 ≥ 4× (RabbitMQ, Redis)", rate{ScenarioE2EKeyed, WayBusline}, rate{ScenarioE2EKeyed1, WayBusline}, 4, []string{RabbitMQ, Redis}},
+	{"instrumentation: busline-otel ÷ busline, e2e ≥ 0.9×", rate{ScenarioE2E, WayBuslineOtel}, rate{ScenarioE2E, WayBusline}, 0.9, nil},
+	{"busline e2e ÷ Watermill GoChannel + router ≥ 0.8× (memory)", rate{ScenarioE2E, WayBusline}, rate{ScenarioE2E, WayWatermill}, 0.8, []string{Memory}},
 }
 
-// Markdown renders the report: the machine, the throughput table with
-// busline's ratios, latency, allocations and the targets.
+// tableScenarios are the throughput table's columns, in order.
+var tableScenarios = []string{ScenarioPublish1, ScenarioPublishN, ScenarioPublishBatch, ScenarioE2E, ScenarioE2EBatch, ScenarioDrain, ScenarioE2EKeyed1, ScenarioE2EKeyed}
+
+// Markdown renders the report: the machine, the throughput table, the
+// targets with their ratios, busline's ratio to each other way, latency and
+// allocations.
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	c := r.Config
 	fmt.Fprintf(&b, "# busline benchmark results\n\n")
-	fmt.Fprintf(&b, "Generated by `go run ./bench` on %s (took %s). Figures are medians of %d run(s); "+
-		"payload %d B; publish scenarios send %d messages, e2e %d, drain a backlog of %d; "+
-		"%d publishing goroutines for publish-n, e2e and the backlog; consumer concurrency %d; "+
-		"each measurement is capped at %v (a `*` marks a figure cut short by the cap).\n\n",
-		r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Elapsed.Round(time.Second), c.Runs,
-		c.PayloadSize, c.PublishMessages, c.E2EMessages, c.Backlog, c.Publishers, c.Consumers, c.MaxDuration)
+	fmt.Fprintf(&b, "Generated by `go run ./bench` on %s (took %s). Figures are medians of %d run(s); payload %d B.\n\n",
+		r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Elapsed.Round(time.Second), c.Runs, c.PayloadSize)
+	fmt.Fprintf(&b, "- publish-1 and publish-%d send %d messages, one per call; e2e sends %d from %d goroutines; drain consumes a backlog of %d.\n",
+		c.Publishers, c.PublishMessages, c.E2EMessages, c.Publishers, c.Backlog)
+	fmt.Fprintf(&b, "- publish-batch sends %d and e2e-batch %d, from %d goroutines, %d messages per call.\n",
+		c.PublishMessages, c.E2EMessages, c.BatchPublishers, c.BatchSize)
+	fmt.Fprintf(&b, "- e2e-keyed-1 and e2e-keyed-%d send %d messages from %d goroutines over %d ordering keys, %d of a key in a row; each handling takes %v; 1 and %d handlers.\n",
+		c.KeyedConcurrency, c.KeyedMessages, c.Publishers, c.Keys, c.KeyRun, c.KeyedWork, c.KeyedConcurrency)
+	fmt.Fprintf(&b, "- Every other consumer has concurrency %d. Each measurement is capped at %v (a `*` marks a figure cut short by the cap).\n\n",
+		c.Consumers, c.MaxDuration)
 	fmt.Fprintf(&b, "Machine: %s.\n\n", r.Machine)
 	for _, t := range c.Transports {
 		if d, ok := r.Brokers[t]; ok {
@@ -141,49 +157,33 @@ func (r *Report) Markdown() string {
 	}
 	b.WriteString("\n")
 
-	ways := c.Ways
-	others := slices.DeleteFunc(slices.Clone(ways), func(w string) bool { return w == WayBusline })
-	hasBusline := slices.Contains(ways, WayBusline)
-
-	fmt.Fprintf(&b, "## Throughput (msg/s)\n\n| transport | scenario |")
-	for _, w := range ways {
-		fmt.Fprintf(&b, " %s |", w)
-	}
-	if hasBusline {
-		for _, w := range others {
-			fmt.Fprintf(&b, " busline/%s |", w)
-		}
-	}
-	b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(ways)))
-	if hasBusline {
-		b.WriteString(strings.Repeat("---:|", len(others)))
-	}
-	b.WriteString("\n")
 	var footnotes []string
-	for _, t := range r.measured() {
-		for _, s := range c.Scenarios {
-			if s == ScenarioLatency {
-				continue
-			}
-			fmt.Fprintf(&b, "| %s | %s |", t, scenarioLabel(s, c))
-			for _, w := range ways {
-				b.WriteString(" " + r.rateCell(t, s, w, &footnotes) + " |")
-			}
-			if hasBusline {
-				for _, w := range others {
-					if v, ok := r.ratio(t, s, w); ok {
-						fmt.Fprintf(&b, " %.2f |", v)
-					} else {
-						b.WriteString(" – |")
-					}
-				}
-			}
-			b.WriteString("\n")
+	scenarios := slices.DeleteFunc(slices.Clone(tableScenarios), func(s string) bool { return !slices.Contains(c.Scenarios, s) })
+	if len(scenarios) > 0 {
+		b.WriteString("## Throughput (msg/s)\n\n| transport | way |")
+		for _, s := range scenarios {
+			fmt.Fprintf(&b, " %s |", scenarioLabel(s, c))
 		}
+		b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(scenarios)) + "\n")
+		for _, t := range r.measured() {
+			for _, w := range c.Ways {
+				if !r.hasWay(t, w) {
+					continue
+				}
+				fmt.Fprintf(&b, "| %s | %s |", t, w)
+				for _, s := range scenarios {
+					b.WriteString(" " + r.rateCell(t, s, w, &footnotes) + " |")
+				}
+				b.WriteString("\n")
+			}
+		}
+		r.writeTargets(&b)
+		r.writeRatios(&b, scenarios)
 	}
 
 	if slices.Contains(c.Scenarios, ScenarioLatency) {
 		fmt.Fprintf(&b, "\n## Publish-to-handle latency at %d msg/s for %v (p50 / p99, ms)\n\n| transport |", c.LatencyRate, c.LatencyDuration)
+		ways := r.waysOf(ScenarioLatency)
 		for _, w := range ways {
 			fmt.Fprintf(&b, " %s |", w)
 		}
@@ -207,6 +207,7 @@ func (r *Report) Markdown() string {
 
 	if slices.Contains(c.Scenarios, ScenarioE2E) {
 		b.WriteString("\n## Heap allocations per message in e2e (allocs / bytes, whole process)\n\n| transport |")
+		ways := r.waysOf(ScenarioE2E)
 		for _, w := range ways {
 			fmt.Fprintf(&b, " %s |", w)
 		}
@@ -224,22 +225,6 @@ func (r *Report) Markdown() string {
 			b.WriteString("\n")
 		}
 		b.WriteString("\nThe counters are the process's: they include the publishers, the consumer and, for memory and kfake, the broker itself.\n")
-
-		b.WriteString("\n## Targets (e2e, same run)\n\n| target | busline ÷ other | met |\n|---|---:|---|\n")
-		for _, tg := range targets {
-			if !slices.Contains(r.measured(), tg.transport) || !slices.Contains(ways, tg.way) || !hasBusline {
-				continue
-			}
-			v, ok := r.ratio(tg.transport, ScenarioE2E, tg.way)
-			switch {
-			case !ok:
-				fmt.Fprintf(&b, "| %s | – | not measured |\n", tg.what)
-			case v >= tg.min:
-				fmt.Fprintf(&b, "| %s | %.2f | yes |\n", tg.what, v)
-			default:
-				fmt.Fprintf(&b, "| %s | %.2f | **no**, %.0f%% short |\n", tg.what, v, (tg.min-v)/tg.min*100)
-			}
-		}
 	}
 	if len(footnotes) > 0 {
 		b.WriteString("\n## Errors\n\n")
@@ -248,6 +233,113 @@ func (r *Report) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// writeTargets renders the targets table: one row per target, one column
+// per transport, and the keyed scenarios' order violations.
+func (r *Report) writeTargets(b *strings.Builder) {
+	ts := r.measured()
+	b.WriteString("\n## Targets (ratios of medians, same run)\n\n| target |")
+	for _, t := range ts {
+		fmt.Fprintf(b, " %s |", t)
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---:|", len(ts)) + "\n")
+	for _, tg := range targets {
+		if !r.hasRate(tg.num) || !r.hasRate(tg.den) {
+			continue
+		}
+		fmt.Fprintf(b, "| %s |", tg.what)
+		for _, t := range ts {
+			v, ok := r.Ratio(t, tg.num, tg.den)
+			switch {
+			case !ok:
+				b.WriteString(" – |")
+			case tg.on != nil && !slices.Contains(tg.on, t):
+				fmt.Fprintf(b, " %.2f (no target) |", v)
+			case v >= tg.min:
+				fmt.Fprintf(b, " %.2f yes |", v)
+			default:
+				fmt.Fprintf(b, " %.2f **no**, %.0f%% short |", v, (tg.min-v)/tg.min*100)
+			}
+		}
+		b.WriteString("\n")
+	}
+	if r.hasRate(rate{ScenarioE2EKeyed, WayBusline}) {
+		b.WriteString("| per-key order violations in e2e-keyed and e2e-keyed-1, all runs = 0 |")
+		for _, t := range ts {
+			var n int64
+			checked := false
+			for _, s := range []string{ScenarioE2EKeyed, ScenarioE2EKeyed1} {
+				if cell, ok := r.Cell(t, s, WayBusline); ok && cell.Ordered {
+					n += cell.Violations
+					checked = true
+				}
+			}
+			switch {
+			case !checked:
+				b.WriteString(" – |")
+			case n == 0:
+				b.WriteString(" 0 yes |")
+			default:
+				fmt.Fprintf(b, " %s **no** |", thousands(float64(n)))
+			}
+		}
+		b.WriteString("\n")
+	}
+}
+
+// writeRatios renders busline's rate over each other way's, per scenario.
+func (r *Report) writeRatios(b *strings.Builder, scenarios []string) {
+	others := slices.DeleteFunc(slices.Clone(r.Config.Ways), func(w string) bool { return w == WayBusline || w == WayBuslineOtel })
+	if !slices.Contains(r.Config.Ways, WayBusline) || len(others) == 0 {
+		return
+	}
+	b.WriteString("\n## busline ÷ each other way, by scenario\n\n| transport | scenario |")
+	for _, w := range others {
+		fmt.Fprintf(b, " ÷ %s |", w)
+	}
+	b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(others)) + "\n")
+	for _, t := range r.measured() {
+		for _, s := range scenarios {
+			if !RunsOn(s, WayTransport) {
+				continue // busline only: no other way to divide by
+			}
+			fmt.Fprintf(b, "| %s | %s |", t, scenarioLabel(s, r.Config))
+			for _, w := range others {
+				if v, ok := r.Ratio(t, rate{s, WayBusline}, rate{s, w}); ok {
+					fmt.Fprintf(b, " %.2f |", v)
+				} else {
+					b.WriteString(" – |")
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+}
+
+// hasWay reports whether way was measured on transport at all.
+func (r *Report) hasWay(transport, way string) bool {
+	for k := range r.results {
+		if k.transport == transport && k.way == way {
+			return true
+		}
+	}
+	return false
+}
+
+// hasRate reports whether the run measured x anywhere.
+func (r *Report) hasRate(x rate) bool {
+	for k := range r.results {
+		if k.scenario == x.scenario && k.way == x.way {
+			return true
+		}
+	}
+	return false
+}
+
+// waysOf returns the ways of the config that scenario runs on.
+func (r *Report) waysOf(scenario string) []string {
+	return slices.DeleteFunc(slices.Clone(r.Config.Ways), func(w string) bool { return !RunsOn(scenario, w) })
 }
 
 // measured returns the transports that were opened, in config order.
@@ -278,8 +370,11 @@ func footnote(footnotes *[]string, t, s, w string, err error) string {
 }
 
 func scenarioLabel(s string, c Config) string {
-	if s == ScenarioPublishN {
+	switch s {
+	case ScenarioPublishN:
 		return fmt.Sprintf("publish-%d", c.Publishers)
+	case ScenarioE2EKeyed:
+		return fmt.Sprintf("e2e-keyed-%d", c.KeyedConcurrency)
 	}
 	return s
 }

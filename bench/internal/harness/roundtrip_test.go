@@ -10,8 +10,12 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/busline/busline/bench/internal/harness"
 	"github.com/busline/busline/bus"
+	"github.com/busline/busline/otelbus"
 	"github.com/busline/busline/transports/memory"
 )
 
@@ -21,10 +25,27 @@ import (
 
 const roundTripTimeout = 10 * time.Second
 
-func BenchmarkRoundTripBuslineMemory(b *testing.B) {
+func BenchmarkRoundTripBuslineMemory(b *testing.B) { buslineRoundTrip(b, nil) }
+
+// BenchmarkRoundTripBuslineOtelMemory is the busline round trip with
+// otelbus on, as the busline-otel way sets it up: every message traced
+// (always sampled, no exporter) and metered (a manual reader).
+func BenchmarkRoundTripBuslineOtelMemory(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	obs, err := otelbus.New(otelbus.WithTracerProvider(tp), otelbus.WithMeterProvider(mp))
+	if err != nil {
+		b.Fatal(err)
+	}
+	buslineRoundTrip(b, obs)
+}
+
+func buslineRoundTrip(b *testing.B, obs bus.Observer) {
 	t := memory.New(memory.Config{})
 	defer func() { _ = t.Close() }()
-	bs, err := bus.New(t, bus.Config{Service: "bench", Topics: map[string]string{"bench.sample": "rt"}})
+	bs, err := bus.New(t, bus.Config{Service: "bench", Topics: map[string]string{"bench.sample": "rt"}, Observer: obs})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,7 +25,8 @@ func (w wayFuncs) close() error {
 }
 
 // routerTopic drives a Watermill publisher and subscriber the plain way:
-// Publish of a message per call, a router with no middleware whose handler
+// Publish of a message per call (of a batch's messages in the batch
+// scenarios), a router with no middleware whose handler
 // returns nil so that the router acks.
 type routerTopic struct {
 	spec    spec
@@ -36,12 +37,7 @@ type routerTopic struct {
 
 var _ topic = (*routerTopic)(nil)
 
-func (t *routerTopic) newSender(context.Context) (sender, error) {
-	return syncSender(func(_ context.Context, sentAt int64) error {
-		msg := message.NewMessage(watermill.NewUUID(), rawPayload(t.spec.payloadSize, sentAt))
-		return t.pub.Publish(t.spec.topic, msg)
-	}), nil
-}
+func (t *routerTopic) newSender(context.Context) (sender, error) { return routerSender{t}, nil }
 
 func (t *routerTopic) consume(ctx context.Context, handle func(int64)) (func() error, error) {
 	sub, err := t.newSub()
@@ -90,3 +86,24 @@ func (t *routerTopic) close(ctx context.Context) error {
 	}
 	return t.cleanup(ctx)
 }
+
+// routerSender publishes with the Watermill publisher, one message per
+// call, or a batch's messages in one call.
+type routerSender struct{ t *routerTopic }
+
+var _ batchSender = routerSender{}
+
+func (s routerSender) send(_ context.Context, sentAt int64) error {
+	return s.t.pub.Publish(s.t.spec.topic, message.NewMessage(watermill.NewUUID(), rawPayload(s.t.spec.payloadSize, sentAt)))
+}
+
+func (s routerSender) sendBatch(_ context.Context, sentAts []int64) error {
+	msgs := make([]*message.Message, len(sentAts))
+	for i, sentAt := range sentAts {
+		msgs[i] = message.NewMessage(watermill.NewUUID(), rawPayload(s.t.spec.payloadSize, sentAt))
+	}
+	return s.t.pub.Publish(s.t.spec.topic, msgs...)
+}
+
+func (routerSender) flush(context.Context) error { return nil }
+func (routerSender) close() error                { return nil }

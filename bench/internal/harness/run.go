@@ -58,7 +58,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			for _, scenario := range cfg.Scenarios {
 				for _, wayName := range cfg.Ways {
 					w := p.ways[wayName]
-					if w == nil {
+					if w == nil || !RunsOn(scenario, wayName) {
 						continue
 					}
 					measurements++
@@ -67,10 +67,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 						group:       fmt.Sprintf("bench-%s-%d", runID, measurements),
 						payloadSize: cfg.PayloadSize,
 						consumers:   cfg.Consumers,
+						publishers:  cfg.Publishers,
+					}
+					switch scenario {
+					case ScenarioE2EKeyed:
+						s.keys, s.keyRun, s.consumers = cfg.Keys, cfg.KeyRun, cfg.KeyedConcurrency
+					case ScenarioE2EKeyed1:
+						s.keys, s.keyRun, s.consumers = cfg.Keys, cfg.KeyRun, 1
 					}
 					m := r.measure(ctx, w, scenario, s)
 					rep.add(transport, scenario, wayName, m)
-					fmt.Fprintf(cfg.Progress, "run %d/%d %-8s %-9s %-9s %s\n", run, cfg.Runs, transport, scenario, wayName, m)
+					fmt.Fprintf(cfg.Progress, "run %d/%d %-8s %-13s %-12s %s\n", run, cfg.Runs, transport, scenario, wayName, m)
 					if err := ctx.Err(); err != nil {
 						rep.finish()
 						return rep, err
@@ -95,6 +102,9 @@ func (m measurement) String() string {
 		s = fmt.Sprintf("%.0f msg/s (%d msgs)", m.rate, m.n)
 		if m.allocs > 0 {
 			s += fmt.Sprintf(", %.0f allocs/msg, %.0f B/msg", m.allocs, m.bytes)
+		}
+		if m.ordered {
+			s += fmt.Sprintf(", %d order violations", m.violations)
 		}
 	}
 	if m.capped {

@@ -19,7 +19,20 @@ type measurement struct {
 	p50, p99 time.Duration
 	allocs   float64 // heap allocations per message (e2e, whole process)
 	bytes    float64 // heap bytes per message (e2e, whole process)
-	err      error
+	// violations counts the messages handled out of their key's order;
+	// ordered says the consumer checked it (keyed scenarios).
+	violations int64
+	ordered    bool
+	err        error
+}
+
+// load is the publishing of a measurement: how many messages, from how
+// many goroutines, how many per call (0 or 1: one per send).
+type load struct {
+	total      int64
+	publishers int
+	batch      int
+	keyed      bool // the senders publish with ordering keys
 }
 
 // measure runs scenario on w with a fresh topic.
@@ -35,13 +48,20 @@ func (r *runner) measure(ctx context.Context, w way, scenario string, s spec) (m
 			m.err = fmt.Errorf("close: %w", err)
 		}
 	}()
+	c := r.cfg
 	switch scenario {
 	case ScenarioPublish1:
-		return r.publishOnly(ctx, t, 1)
+		return r.publishOnly(ctx, t, load{total: int64(c.PublishMessages), publishers: 1})
 	case ScenarioPublishN:
-		return r.publishOnly(ctx, t, r.cfg.Publishers)
+		return r.publishOnly(ctx, t, load{total: int64(c.PublishMessages), publishers: c.Publishers})
+	case ScenarioPublishBatch:
+		return r.publishOnly(ctx, t, load{total: int64(c.PublishMessages), publishers: c.BatchPublishers, batch: c.BatchSize})
 	case ScenarioE2E:
-		return r.endToEnd(ctx, t)
+		return r.endToEnd(ctx, t, load{total: int64(c.E2EMessages), publishers: c.Publishers}, 0)
+	case ScenarioE2EBatch:
+		return r.endToEnd(ctx, t, load{total: int64(c.E2EMessages), publishers: c.BatchPublishers, batch: c.BatchSize}, 0)
+	case ScenarioE2EKeyed, ScenarioE2EKeyed1:
+		return r.endToEnd(ctx, t, load{total: int64(c.KeyedMessages), publishers: c.Publishers, keyed: true}, c.KeyedWork)
 	case ScenarioDrain:
 		return r.drain(ctx, t)
 	case ScenarioLatency:
@@ -50,21 +70,23 @@ func (r *runner) measure(ctx context.Context, w way, scenario string, s spec) (m
 	return measurement{err: fmt.Errorf("unknown scenario %q", scenario)}
 }
 
-func (r *runner) publishOnly(ctx context.Context, t topic, publishers int) measurement {
+func (r *runner) publishOnly(ctx context.Context, t topic, l load) measurement {
 	start := time.Now()
-	sent, err := r.publish(ctx, t, publishers, int64(r.cfg.PublishMessages), start.Add(r.cfg.MaxDuration))
+	sent, err := r.publish(ctx, t, l, start.Add(r.cfg.MaxDuration))
 	elapsed := time.Since(start)
 	if err != nil {
 		return measurement{err: err}
 	}
-	return measurement{rate: float64(sent) / elapsed.Seconds(), n: sent, capped: sent < int64(r.cfg.PublishMessages)}
+	return measurement{rate: float64(sent) / elapsed.Seconds(), n: sent, capped: sent < l.total}
 }
 
-// publish sends up to total messages from publishers goroutines, each with
-// its own sender, stopping at deadline; it returns once every message sent
-// is confirmed, with how many were.
-func (r *runner) publish(ctx context.Context, t topic, publishers int, total int64, deadline time.Time) (int64, error) {
-	senders := make([]sender, publishers)
+// publish sends up to l.total messages from l.publishers goroutines, each
+// with its own sender, stopping at deadline; it returns once every message
+// sent is confirmed, with how many were. With l.batch above 1, a sender
+// that is a batchSender gets l.batch messages per call; another sends them
+// one by one, pipelined as it always does.
+func (r *runner) publish(ctx context.Context, t topic, l load, deadline time.Time) (int64, error) {
+	senders := make([]sender, l.publishers)
 	for i := range senders {
 		s, err := t.newSender(ctx)
 		if err != nil {
@@ -87,19 +109,33 @@ func (r *runner) publish(ctx context.Context, t topic, publishers int, total int
 			firstErr = err
 		}
 	}
+	batch := int64(max(l.batch, 1))
 	for _, s := range senders {
 		wg.Go(func() {
+			bs, _ := s.(batchSender)
+			sentAts := make([]int64, 0, batch)
 			n := int64(0)
-			for next.Add(1) <= total {
+			for {
+				// Claim the next batch of the total, the last one short.
+				hi := next.Add(batch)
+				lo := hi - batch
+				if lo >= l.total {
+					break
+				}
+				size := min(hi, l.total) - lo
 				now := time.Now()
 				if now.After(deadline) {
 					break
 				}
-				if err := s.send(ctx, now.UnixNano()); err != nil {
+				sentAts = sentAts[:0]
+				for range size {
+					sentAts = append(sentAts, now.UnixNano())
+				}
+				if err := sendAll(ctx, s, bs, sentAts); err != nil {
 					fail(fmt.Errorf("send: %w", err))
 					return
 				}
-				n++
+				n += size
 			}
 			if err := s.flush(ctx); err != nil {
 				fail(fmt.Errorf("flush: %w", err))
@@ -110,6 +146,20 @@ func (r *runner) publish(ctx context.Context, t topic, publishers int, total int
 	}
 	wg.Wait()
 	return sent.Load(), firstErr
+}
+
+// sendAll sends sentAts with one call of bs when there is one and more
+// than one message, else one by one.
+func sendAll(ctx context.Context, s sender, bs batchSender, sentAts []int64) error {
+	if bs != nil && len(sentAts) > 1 {
+		return bs.sendBatch(ctx, sentAts)
+	}
+	for _, sentAt := range sentAts {
+		if err := s.send(ctx, sentAt); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func closeSenders(senders []sender) {
@@ -154,8 +204,12 @@ func (r *runner) startConsumer(ctx context.Context, t topic, k *sink, warm bool)
 	}
 }
 
-func (r *runner) endToEnd(ctx context.Context, t topic) (m measurement) {
+// endToEnd publishes l while one consumer, warmed up first, handles, each
+// handling taking work; it is timed from the first publish to the last
+// handled message.
+func (r *runner) endToEnd(ctx context.Context, t topic, l load, work time.Duration) (m measurement) {
 	k := newSink(false)
+	k.work = work
 	stop, err := r.startConsumer(ctx, t, k, true)
 	if err != nil {
 		return measurement{err: err}
@@ -165,11 +219,10 @@ func (r *runner) endToEnd(ctx context.Context, t topic) (m measurement) {
 			m.err = fmt.Errorf("stop consumer: %w", err)
 		}
 	}()
-	total := int64(r.cfg.E2EMessages)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	sent, err := r.publish(ctx, t, r.cfg.Publishers, total, start.Add(r.cfg.MaxDuration))
+	sent, err := r.publish(ctx, t, l, start.Add(r.cfg.MaxDuration))
 	if err != nil {
 		return measurement{err: err}
 	}
@@ -180,18 +233,22 @@ func (r *runner) endToEnd(ctx context.Context, t topic) (m measurement) {
 		return measurement{err: fmt.Errorf("no message of %d handled within %v", sent, 2*r.cfg.MaxDuration)}
 	}
 	elapsed := time.Unix(0, k.last.Load()).Sub(start)
-	return measurement{
+	m = measurement{
 		rate:   float64(n) / elapsed.Seconds(),
 		n:      n,
-		capped: sent < total || !all,
+		capped: sent < l.total || !all,
 		allocs: float64(after.Mallocs-before.Mallocs) / float64(n),
 		bytes:  float64(after.TotalAlloc-before.TotalAlloc) / float64(n),
 	}
+	if oc, ok := t.(orderChecker); ok && l.keyed {
+		m.violations, m.ordered = oc.violations(), true
+	}
+	return m
 }
 
 func (r *runner) drain(ctx context.Context, t topic) (m measurement) {
 	total := int64(r.cfg.Backlog)
-	sent, err := r.publish(ctx, t, r.cfg.Publishers, total, time.Now().Add(r.cfg.MaxDuration))
+	sent, err := r.publish(ctx, t, load{total: total, publishers: r.cfg.Publishers}, time.Now().Add(r.cfg.MaxDuration))
 	if err != nil {
 		return measurement{err: fmt.Errorf("backlog: %w", err)}
 	}

@@ -9,6 +9,10 @@ import (
 // sink counts the messages a consumer handles, remembers when the first and
 // the last arrived, and optionally their publish-to-handle latencies.
 type sink struct {
+	// work is how long each handling waits before it counts, a stand-in
+	// for a handler's I/O. Set before the consumer starts.
+	work time.Duration
+
 	count  atomic.Int64
 	target atomic.Int64
 	first  atomic.Int64 // unix nanos
@@ -31,6 +35,9 @@ func newSink(record bool) *sink {
 
 // handle is the consumer's callback.
 func (s *sink) handle(sentAt int64) {
+	if s.work > 0 && sentAt != warmup {
+		time.Sleep(s.work) // the handler's work, not a wait for an event
+	}
 	now := time.Now()
 	if sentAt == warmup {
 		s.warmOnce.Do(func() { close(s.warm) })

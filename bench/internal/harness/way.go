@@ -20,6 +20,13 @@ type spec struct {
 	group       string
 	payloadSize int
 	consumers   int
+	// keys, above 0, makes the senders publish with ordering keys 1..keys,
+	// each key owned by one of publishers senders that sends keyRun of its
+	// messages in a row, and the consumer check each key's order (busline
+	// only).
+	keys       int
+	keyRun     int
+	publishers int
 }
 
 // topic is one prepared topic of a way.
@@ -45,6 +52,22 @@ type sender interface {
 	send(ctx context.Context, sentAt int64) error
 	flush(ctx context.Context) error
 	close() error
+}
+
+// batchSender is a sender with a call that publishes several messages and
+// returns once the broker confirmed them all. The batch scenarios use it
+// where a way has it, and send and flush elsewhere.
+type batchSender interface {
+	sender
+	sendBatch(ctx context.Context, sentAts []int64) error
+}
+
+// orderChecker is a topic whose consumer checks per-key order.
+type orderChecker interface {
+	// violations returns how many messages were handled out of their key's
+	// order so far: after a later message of the key, or while another
+	// message of the key was being handled.
+	violations() int64
 }
 
 // syncSender adapts a publish function that returns once the broker has the
