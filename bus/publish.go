@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
 
 	"github.com/busline/busline/transports"
 )
@@ -190,15 +189,13 @@ func (b *Bus) newMessage(ctx context.Context, name string, e Event, opts []Publi
 			return nil, 0, fmt.Errorf("encode: %w", err)
 		}
 	}
-	id := o.id
+	id, at := o.id, ""
 	if id == "" {
-		v7, err := uuid.NewV7()
-		if err != nil {
-			return nil, 0, fmt.Errorf("message id: %w", err)
-		}
-		id = v7.String()
+		id, at = idAndTime(time.Now())
 	} else if len(id) > maxIDLen {
 		return nil, 0, fmt.Errorf("WithID: id of %d bytes, at most %d", len(id), maxIDLen)
+	} else {
+		at = time.Now().UTC().Format(time.RFC3339Nano)
 	}
 	if o.idOut != nil {
 		*o.idOut = id
@@ -211,7 +208,7 @@ func (b *Bus) newMessage(ctx context.Context, name string, e Event, opts []Publi
 	msg.Metadata.Set(MetaType, name)
 	msg.Metadata.Set(MetaSource, b.cfg.Service)
 	msg.Metadata.Set(MetaSpecVersion, SpecVersion)
-	msg.Metadata.Set(MetaTime, time.Now().UTC().Format(time.RFC3339Nano))
+	msg.Metadata.Set(MetaTime, at)
 	msg.Metadata.Set(MetaContentType, b.cfg.Codec.ContentType())
 	setIfNotEmpty(msg.Metadata, MetaPartitionKey, o.key)
 	setIfNotEmpty(msg.Metadata, MetaCorrelationID, o.correlationID)
