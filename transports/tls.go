@@ -8,15 +8,30 @@ import (
 )
 
 // TLSFiles is the TLS client setup the broker transports read from their
-// YAML sections (tls.ca_file, tls.cert_file, tls.key_file, tls.server_name,
-// tls.insecure_skip_verify).
+// YAML sections: each transport's TLSConfig embeds it inline, so the keys
+// are tls.ca_file, tls.cert_file, tls.key_file, tls.server_name and
+// tls.insecure_skip_verify on every broker.
 type TLSFiles struct {
-	CAFile             string // PEM certificates of the authorities that sign the server's; empty: the system roots
-	CertFile           string // PEM client certificate, with KeyFile; empty: none
-	KeyFile            string // PEM key of CertFile
-	ServerName         string // name checked in the server's certificate; empty: the dialled host
-	InsecureSkipVerify bool   // skip verifying the server's certificate; for tests only
+	// CAFile is a PEM bundle of the authorities that sign the server's
+	// certificate. Default: the system roots.
+	CAFile string `yaml:"ca_file"`
+
+	// CertFile and KeyFile are the PEM client certificate and its key, for
+	// servers that verify clients. Both or neither. Default: none.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+
+	// ServerName is the name checked in the server's certificate.
+	// Default: the dialled host.
+	ServerName string `yaml:"server_name"`
+
+	// InsecureSkipVerify skips verifying the server's certificate. For
+	// tests only. Default: false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
+
+// IsZero reports whether f sets nothing.
+func (f TLSFiles) IsZero() bool { return f == TLSFiles{} }
 
 // ClientConfig builds a TLS 1.2+ client configuration from f. Its errors
 // name the YAML key at fault (tls.ca_file, tls.cert_file/key_file).
