@@ -1,0 +1,44 @@
+package transports_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/busline/busline/bus"
+	"github.com/busline/busline/transports"
+	"github.com/busline/busline/transports/memory"
+)
+
+type note struct {
+	Text string `json:"text"`
+}
+
+func (note) EventName() string { return "notes.added" }
+
+// A publish error says what became of the message: an oversized event is
+// refused before anything is sent (errors.Is ErrTooLarge, and
+// MessageTooLargeError names the size and the limit), while an error that
+// wraps ErrMaybeSent means the broker may have it, so a retry should reuse
+// the event's id (bus.WithID) for consumers that deduplicate.
+func ExampleMessageTooLargeError() {
+	tr := memory.New(memory.Config{MaxMessageBytes: 1024})
+	defer tr.Close()
+	b, err := bus.New(tr, bus.Config{Service: "notes"})
+	if err != nil {
+		panic(err)
+	}
+	err = bus.Publish(context.Background(), b, note{Text: strings.Repeat("x", 2000)}, bus.WithID("note-1"))
+	var tl *transports.MessageTooLargeError
+	if errors.As(err, &tl) {
+		fmt.Println("refused:", tl.Limit, "byte limit; may have been sent:", errors.Is(err, transports.ErrMaybeSent))
+	}
+
+	// A transport wraps an unconfirmed send with MaybeSent.
+	timedOut := transports.MaybeSent(context.DeadlineExceeded)
+	fmt.Println(errors.Is(timedOut, transports.ErrMaybeSent), errors.Is(timedOut, context.DeadlineExceeded))
+	// Output:
+	// refused: 1024 byte limit; may have been sent: false
+	// true true
+}
