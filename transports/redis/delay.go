@@ -149,7 +149,7 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 		args = append(args, member)
 		if len(args) == 1+maxScheduleArgs || i == len(msgs)-1 {
 			if err := scheduleScript.Run(ctx, t.client, []string{key}, args...).Err(); err != nil {
-				return t.redact(fmt.Errorf("redis transport: delayed publish to %s: %w", key, err))
+				return t.redact(fmt.Errorf("redis transport: delayed publish to %s: %w%s", key, err, oomHint(err)))
 			}
 			args = args[:1]
 		}

@@ -106,6 +106,19 @@
 // for LossReportWindow. Messages published after the loss are delivered;
 // those in the lost data are gone.
 //
+// # Redis at maxmemory
+//
+// With maxmemory reached and the noeviction policy, Redis refuses every
+// write that may grow its memory (XADD, SET, ZADD, XGROUP CREATE), and
+// allows reads and the writes that free memory or do not grow it
+// (XREADGROUP, XACK, XCLAIM, PEXPIRE). Publish and PublishDelayed then fail
+// with Redis's OOM error, which does not wrap transports.ErrMaybeSent:
+// nothing was stored. Subscriptions of groups that exist start and drain
+// their backlog: a group Redis refuses to create with OOM is looked up with
+// XINFO GROUPS and used when it exists, and a process's liveness key, which
+// SET cannot refresh, is refreshed with PEXPIRE. A group that does not exist
+// yet (a new service, a new lane) cannot be created until memory is freed.
+//
 // # Delays
 //
 // The transport is a transports.Delayer: PublishDelayed keeps a message in

@@ -52,6 +52,21 @@ func (e *MalformedEntryError) Error() string {
 	return fmt.Sprintf("redis transport: malformed stream entry %s: %s", e.ID, e.Reason)
 }
 
+// isOOM reports whether err is Redis's refusal of a write at maxmemory
+// ("OOM command not allowed when used memory > 'maxmemory'").
+func isOOM(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "OOM ")
+}
+
+// oomHint is what to add to an error that is Redis's OOM refusal: what
+// frees memory. Empty for any other error.
+func oomHint(err error) string {
+	if !isOOM(err) {
+		return ""
+	}
+	return " (Redis is at maxmemory with the noeviction policy and refuses writes, so nothing was stored; consumers still run and drain: trim the streams (max_len, min_id_age) or raise maxmemory to make room)"
+}
+
 // redact returns err with every credential of the configuration removed
 // from its text and from the texts of the errors it wraps.
 func (t *Transport) redact(err error) error {

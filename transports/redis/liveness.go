@@ -96,9 +96,17 @@ func (t *Transport) keepAlive() {
 	}
 }
 
+// refreshLiveness sets the liveness key. Redis at maxmemory refuses SET
+// (OOM) but not PEXPIRE, which refreshes a key that exists as well, so that
+// a consumer draining a full Redis does not look dead.
 func (t *Transport) refreshLiveness() {
 	key := t.livenessKey(t.cfg.Consumer)
 	err := t.client.Set(t.ctx, key, t.cfg.ConsumerTTL.Milliseconds(), livenessKeep).Err()
+	if isOOM(err) {
+		if ok, perr := t.client.PExpire(t.ctx, key, livenessKeep).Result(); perr == nil && ok {
+			err = nil
+		}
+	}
 	if err != nil && t.ctx.Err() == nil {
 		t.cfg.Logger.Warn("redis transport: refreshing the consumer liveness key failed; other consumers may claim this one's entries", "key", key, "err", t.redact(err))
 	}

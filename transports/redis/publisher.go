@@ -53,11 +53,11 @@ func (t *Transport) publish(topic string, msgs []*message.Message) error {
 		return ErrClosed
 	}
 	if err != nil {
-		return t.redact(fmt.Errorf("redis transport: publish to %s: %w", stream, err))
+		return t.redact(fmt.Errorf("redis transport: publish to %s: %w%s", stream, err, oomHint(err)))
 	}
 	for i, c := range cmds {
 		if err := c.Err(); err != nil {
-			return t.redact(fmt.Errorf("redis transport: publish %s to %s: %w", msgs[i].UUID, stream, err))
+			return t.redact(fmt.Errorf("redis transport: publish %s to %s: %w%s", msgs[i].UUID, stream, err, oomHint(err)))
 		}
 	}
 	return nil

@@ -269,11 +269,19 @@ func (t *Transport) isClosed() bool {
 }
 
 // createGroup runs XGROUP CREATE stream group 0 MKSTREAM, ignoring BUSYGROUP,
-// and remembers the group for recreation after a loss.
+// and remembers the group for recreation after a loss. Redis at maxmemory
+// refuses XGROUP CREATE even for a group that exists (OOM): createGroup then
+// looks the group up (XINFO GROUPS, which Redis allows), so that consumers
+// of existing groups start and drain.
 func (t *Transport) createGroup(ctx context.Context, stream, group string) error {
 	err := t.client.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+	if isOOM(err) {
+		if ok, lookErr := t.groupExists(ctx, stream, group); lookErr == nil && ok {
+			err = nil
+		}
+	}
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return t.redact(fmt.Errorf("redis transport: create consumer group %s on %s: %w", group, stream, err))
+		return t.redact(fmt.Errorf("redis transport: create consumer group %s on %s: %w%s", group, stream, err, oomHint(err)))
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -339,6 +347,20 @@ func (t *Transport) forget(s *subscriber) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.subscribers, s)
+}
+
+// groupExists reports whether stream has the consumer group group.
+func (t *Transport) groupExists(ctx context.Context, stream, group string) (bool, error) {
+	groups, err := t.client.XInfoGroups(ctx, stream).Result()
+	if err != nil {
+		return false, err
+	}
+	for _, g := range groups {
+		if g.Name == group {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // isNoGroup reports whether err is Redis's NOGROUP: the group or the stream
