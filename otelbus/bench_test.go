@@ -4,11 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/otelbus"
@@ -80,5 +83,30 @@ func benchEndToEnd(b *testing.B, obs bus.Observer) {
 	cancel()
 	if err := <-runErr; err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkSDKSpans is the floor under BenchmarkEndToEnd/On: what the
+// OpenTelemetry SDK itself costs for the two spans of a message (a send and
+// a process span with ten attributes each, always sampled, no exporter),
+// with no busline code. On the memory transport, whose round trip costs a
+// few microseconds, this floor alone is most of the instrumentation's cost.
+func BenchmarkSDKSpans(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	defer tp.Shutdown(context.Background())
+	tracer := tp.Tracer("bench")
+	attrs := make([]attribute.KeyValue, 10)
+	for i := range attrs {
+		attrs[i] = attribute.Int("k"+strconv.Itoa(i), i)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		sctx, send := tracer.Start(ctx, "send orders", trace.WithSpanKind(trace.SpanKindProducer))
+		send.SetAttributes(attrs...)
+		send.End()
+		_, process := tracer.Start(sctx, "process orders", trace.WithSpanKind(trace.SpanKindConsumer))
+		process.SetAttributes(attrs...)
+		process.End()
 	}
 }

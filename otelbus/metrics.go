@@ -63,28 +63,38 @@ type setKey struct {
 	tier      int
 }
 
-// sets caches attribute sets and span names, so that a measurement
-// allocates none once its set was seen.
+// sets caches attribute sets, with the measurement options that carry
+// them, so that a measurement allocates nothing once its set was seen.
 type sets struct {
 	mu sync.RWMutex
-	m  map[setKey]attribute.Set
+	m  map[setKey]*measured
 }
 
-func (s *sets) get(k setKey, build func() []attribute.KeyValue) attribute.Set {
+// measured is one cached attribute set and its options, built once: an
+// option made per measurement would allocate each time.
+type measured struct {
+	set    attribute.Set
+	add    []metric.AddOption
+	record []metric.RecordOption
+}
+
+func (s *sets) get(k setKey, build func() []attribute.KeyValue) *measured {
 	s.mu.RLock()
-	set, ok := s.m[k]
+	m, ok := s.m[k]
 	s.mu.RUnlock()
 	if ok {
-		return set
+		return m
 	}
-	set = attribute.NewSet(build()...)
+	set := attribute.NewSet(build()...)
+	opt := metric.WithAttributeSet(set)
+	m = &measured{set: set, add: []metric.AddOption{opt}, record: []metric.RecordOption{opt}}
 	s.mu.Lock()
 	if s.m == nil {
-		s.m = map[setKey]attribute.Set{}
+		s.m = map[setKey]*measured{}
 	}
-	s.m[k] = set
+	s.m[k] = m
 	s.mu.Unlock()
-	return set
+	return m
 }
 
 // names caches span names ("send orders.placed").

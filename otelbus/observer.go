@@ -3,6 +3,7 @@ package otelbus
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -63,15 +64,15 @@ func meter(c config) metric.Meter {
 // messaging.client.sent.messages.
 func (o *Observer) Publishing(ctx context.Context, p bus.Publication, msgs []*message.Message) func(error) {
 	start := time.Now()
-	ctx, span := o.tracer.Start(ctx, o.names.get("send", p.Topic),
-		trace.WithSpanKind(trace.SpanKindProducer), trace.WithTimestamp(start))
+	ctx, span := o.tracer.Start(ctx, o.names.get("send", p.Topic), producerKind)
 	if span.IsRecording() {
-		attrs := []attribute.KeyValue{
+		buf := getAttrs()
+		attrs := append(*buf,
 			systemAttr(p.Transport),
 			semconv.MessagingOperationName("send"),
 			semconv.MessagingOperationTypeSend,
 			semconv.MessagingDestinationName(p.Topic),
-		}
+		)
 		if len(msgs) == 1 {
 			attrs = messageAttrs(attrs, p.Transport, msgs[0])
 		} else {
@@ -81,6 +82,8 @@ func (o *Observer) Publishing(ctx context.Context, p bus.Publication, msgs []*me
 			attrs = append(attrs, AttrDelay.Float64(p.Delay.Seconds()))
 		}
 		span.SetAttributes(attrs...)
+		*buf = attrs
+		putAttrs(buf)
 	}
 	for _, msg := range msgs {
 		o.prop.Inject(ctx, carrier(msg.Metadata))
@@ -92,17 +95,50 @@ func (o *Observer) Publishing(ctx context.Context, p bus.Publication, msgs []*me
 			k.errorType = errorType(err)
 			failSpan(span, err, k.errorType)
 		}
-		span.End(trace.WithTimestamp(end))
+		span.End()
 		o.recordSend(ctx, k, end.Sub(start), len(msgs))
 	}
 }
 
+// The span kinds as options, made once: an option made per span allocates.
+var (
+	producerKind = trace.WithSpanKind(trace.SpanKindProducer)
+	consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
+)
+
 func (o *Observer) recordSend(ctx context.Context, k setKey, d time.Duration, n int) {
-	set := o.sets.get(k, func() []attribute.KeyValue {
+	m := o.sets.get(k, func() []attribute.KeyValue {
 		return metricAttrs(k, "send", semconv.MessagingOperationTypeSend)
 	})
-	o.inst.operationDuration.RecordSet(ctx, d.Seconds(), set)
-	o.inst.sent.AddSet(ctx, int64(n), set)
+	o.inst.operationDuration.Float64Histogram.Record(ctx, d.Seconds(), m.record...)
+	o.inst.sent.Int64Counter.Add(ctx, int64(n), m.add...)
+}
+
+// attrPool holds the attribute slices spans are built from: the SDK copies
+// a span's attributes, so a slice can serve the next span, and a message
+// then allocates none for them.
+var attrPool = sync.Pool{New: func() any {
+	s := make([]attribute.KeyValue, 0, 16)
+	return &s
+}}
+
+func getAttrs() *[]attribute.KeyValue { return attrPool.Get().(*[]attribute.KeyValue) }
+
+func putAttrs(s *[]attribute.KeyValue) {
+	clear(*s) // drop the strings they hold
+	*s = (*s)[:0]
+	attrPool.Put(s)
+}
+
+// metadataInt reads a number busline wrote in msg's metadata; 0 when absent
+// (without strconv's error, which allocates).
+func metadataInt(msg *message.Message, key string) int {
+	v := msg.Metadata.Get(key)
+	if v == "" {
+		return 0
+	}
+	n, _ := strconv.Atoi(v)
+	return n
 }
 
 // Handling starts the "process <topic>" CONSUMER span of one attempt,
@@ -113,11 +149,12 @@ func (o *Observer) recordSend(ctx context.Context, k setKey, d time.Duration, n 
 func (o *Observer) Handling(ctx context.Context, d bus.Delivery, msg *message.Message) (context.Context, func(error)) {
 	start := time.Now()
 	attempt, first, _ := bus.AttemptInfo(ctx)
-	tier, _ := strconv.Atoi(msg.Metadata.Get(wire.MetaTier))
-	replays, _ := strconv.Atoi(msg.Metadata.Get(wire.MetaReplays))
+	tier := metadataInt(msg, wire.MetaTier)
+	replays := metadataInt(msg, wire.MetaReplays)
 
 	creation := o.prop.Extract(ctx, carrier(msg.Metadata))
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(start)}
+	opts := make([]trace.SpanStartOption, 1, 3)
+	opts[0] = consumerKind
 	parent := ctx
 	if sc := trace.SpanContextFromContext(creation); sc.IsValid() {
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
@@ -130,7 +167,8 @@ func (o *Observer) Handling(ctx context.Context, d bus.Delivery, msg *message.Me
 	}
 	ctx, span := o.tracer.Start(parent, o.names.get("process", d.Topic), opts...)
 	if span.IsRecording() {
-		attrs := []attribute.KeyValue{
+		buf := getAttrs()
+		attrs := append(*buf,
 			systemAttr(d.Transport),
 			semconv.MessagingOperationName("process"),
 			semconv.MessagingOperationTypeProcess,
@@ -140,7 +178,7 @@ func (o *Observer) Handling(ctx context.Context, d bus.Delivery, msg *message.Me
 			AttrAttempt.Int(attempt),
 			AttrTier.Int(tier),
 			semconv.MessagingMessageBodySize(len(msg.Payload)),
-		}
+		)
 		attrs = messageAttrs(attrs, d.Transport, msg)
 		if replays > 0 {
 			attrs = append(attrs, AttrReplays.Int(replays))
@@ -153,18 +191,20 @@ func (o *Observer) Handling(ctx context.Context, d bus.Delivery, msg *message.Me
 			}
 		}
 		span.SetAttributes(attrs...)
+		*buf = attrs
+		putAttrs(buf)
 	}
 
 	k := setKey{system: d.Transport, dest: d.Topic, group: d.Group}
 	if first {
 		k.op = "process"
-		o.inst.consumed.AddSet(ctx, 1, o.processSet(k))
+		o.inst.consumed.Int64Counter.Add(ctx, 1, o.processSet(k).add...)
 	}
 	if kind := retryKind(first, tier, replays); kind != "" {
 		rk := setKey{op: "retry", system: d.Transport, dest: d.Topic, group: d.Group, extra: kind}
-		o.inst.retries.Add(ctx, 1, metric.WithAttributeSet(o.sets.get(rk, func() []attribute.KeyValue {
+		o.inst.retries.Add(ctx, 1, o.sets.get(rk, func() []attribute.KeyValue {
 			return append(metricAttrs(rk, "process", semconv.MessagingOperationTypeProcess), AttrRetryKind.String(kind))
-		})))
+		}).add...)
 	}
 	return ctx, func(err error) {
 		end := time.Now()
@@ -175,12 +215,12 @@ func (o *Observer) Handling(ctx context.Context, d bus.Delivery, msg *message.Me
 			failSpan(span, err, k.errorType)
 			span.SetAttributes(AttrReason.String(middleware.Reason(err)))
 		}
-		span.End(trace.WithTimestamp(end))
-		o.inst.processDuration.RecordSet(ctx, end.Sub(start).Seconds(), o.processSet(k))
+		span.End()
+		o.inst.processDuration.Float64Histogram.Record(ctx, end.Sub(start).Seconds(), o.processSet(k).record...)
 	}
 }
 
-func (o *Observer) processSet(k setKey) attribute.Set {
+func (o *Observer) processSet(k setKey) *measured {
 	return o.sets.get(k, func() []attribute.KeyValue {
 		return metricAttrs(k, "process", semconv.MessagingOperationTypeProcess)
 	})
@@ -249,7 +289,7 @@ func (o *Observer) Diverted(ctx context.Context, d bus.Delivery, msg *message.Me
 		topic = d.Topic
 	}
 	k := setKey{op: laneKind, system: d.Transport, dest: topic, group: d.Group, extra: f.Reason, tier: f.Tier}
-	set := o.sets.get(k, func() []attribute.KeyValue {
+	m := o.sets.get(k, func() []attribute.KeyValue {
 		attrs := append(metricAttrs(k, "process", semconv.MessagingOperationTypeProcess), AttrReason.String(f.Reason))
 		if f.Tier > 0 {
 			attrs = append(attrs, AttrTier.Int(f.Tier))
@@ -257,9 +297,9 @@ func (o *Observer) Diverted(ctx context.Context, d bus.Delivery, msg *message.Me
 		return attrs
 	})
 	if f.Tier > 0 {
-		o.inst.diversions.Add(ctx, 1, metric.WithAttributeSet(set))
+		o.inst.diversions.Add(ctx, 1, m.add...)
 	} else {
-		o.inst.poisonings.Add(ctx, 1, metric.WithAttributeSet(set))
+		o.inst.poisonings.Add(ctx, 1, m.add...)
 	}
 }
 
