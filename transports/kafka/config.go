@@ -62,6 +62,19 @@ type Config struct {
 	// Default: none.
 	Compression string `yaml:"compression"`
 
+	// MaxMessageBytes is the largest message Publish and PublishDelayed
+	// accept, as transports.MessageSize counts it (the payload plus every
+	// metadata key and value); a larger one is refused before anything is
+	// sent, with a *transports.MessageTooLargeError (Features
+	// MaxMessageBytes). The producer caps its record batches at
+	// MaxMessageBytes + BatchOverhead, room for the record's framing, its
+	// UUID header and key, so the brokers' message.max.bytes and the
+	// topics' max.message.bytes must be at least that: a broker with a
+	// lower limit refuses the record with MESSAGE_TOO_LARGE. Default:
+	// DefaultMaxMessageBytes (1000000), whose batches are at most a default
+	// broker's message.max.bytes, 1048588. At most 99 MiB.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+
 	// Linger is how long the producer waits for more records before it
 	// sends a batch. Concurrent publishes are pipelined either way.
 	// Default: 0, send at once.
@@ -158,6 +171,26 @@ const DefaultBroker = "127.0.0.1:9092"
 // Config.Brokers is empty.
 const EnvBrokers = "BUSLINE_KAFKA_BROKERS"
 
+// DefaultMaxMessageBytes is Config.MaxMessageBytes by default: with
+// BatchOverhead, a default broker's message.max.bytes (1048588).
+const DefaultMaxMessageBytes = 1_000_000
+
+// BatchOverhead is how much larger than Config.MaxMessageBytes a record
+// batch of the producer may be: the batch header (61 bytes), the record's
+// lengths and per-header lengths, the _watermill_message_uuid header, the
+// record key (a copy of ce_partitionkey) and, for a delayed message, the
+// wait header. A message at the limit fits unless its UUID and key
+// together take most of it (tens of KB).
+const BatchOverhead = 48_588
+
+// maxMaxMessageBytes bounds Config.MaxMessageBytes: a produce request
+// carries at least one whole batch, and brokers refuse requests over
+// socket.request.max.bytes (100 MiB by default).
+const maxMaxMessageBytes = 99 << 20
+
+// maxBytesHint is how the size limit is set, for MessageTooLargeError.
+const maxBytesHint = "transport.kafka.max_message_bytes"
+
 // compressions are the accepted Config.Compression values.
 var compressions = map[string]kgo.CompressionCodec{
 	"none":   kgo.NoCompression(),
@@ -201,6 +234,9 @@ func (c *Config) setDefaults(service string) {
 	}
 	if c.PublishRetries == 0 {
 		c.PublishRetries = 10
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if c.Compression == "" {
 		c.Compression = "none"
@@ -255,6 +291,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PublishRetries < 0 {
 		errs = append(errs, fmt.Errorf("transport.kafka.publish_retries: %d is negative", c.PublishRetries))
+	}
+	if c.MaxMessageBytes < 0 || c.MaxMessageBytes > maxMaxMessageBytes {
+		errs = append(errs, fmt.Errorf("%s: %d, want 1 to %d (0 means the default, %d)", maxBytesHint, c.MaxMessageBytes, maxMaxMessageBytes, DefaultMaxMessageBytes))
 	}
 	if _, ok := compressions[c.Compression]; !ok {
 		errs = append(errs, fmt.Errorf("transport.kafka.compression: %q is not supported (use none, gzip, snappy, lz4 or zstd)", c.Compression))
@@ -331,7 +370,8 @@ func (c *Config) clientOpts() ([]kgo.Opt, error) {
 
 // producerOpts are the options of the transport's producer: idempotent,
 // acks from every in-sync replica, Java-compatible murmur2 key
-// partitioning, pipelined requests.
+// partitioning, pipelined requests, batches up to MaxMessageBytes +
+// BatchOverhead.
 func (c *Config) producerOpts() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -344,6 +384,7 @@ func (c *Config) producerOpts() []kgo.Opt {
 		kgo.ProducerBatchCompression(compressions[c.Compression]),
 		kgo.ProducerLinger(c.Linger),
 		kgo.RecordRetries(c.PublishRetries),
+		kgo.ProducerBatchMaxBytes(int32(c.MaxMessageBytes + BatchOverhead)),
 	}
 }
 

@@ -21,7 +21,16 @@
 // # Delivery semantics
 //
 // At least once. Publish returns once every in-sync replica has the
-// message. A busline group consumes a main topic as the Kafka consumer
+// message, or as soon as the message's context ends: then its error wraps
+// transports.ErrMaybeSent when records were sent or buffered without an
+// acknowledgement (the producer may still deliver them), and does not when
+// nothing was sent (a context already done, a closed transport, a topic
+// that could not be created, a broker refusal). A message over
+// Config.MaxMessageBytes (default 1000000, as transports.MessageSize counts
+// it) is refused before anything is sent; the producer's batches are
+// capped at that plus BatchOverhead, a default broker's message.max.bytes.
+// A record the brokers refuse as too large fails alone: the records
+// franz-go failed with it are produced again, one at a time. A busline group consumes a main topic as the Kafka consumer
 // group of the same name (cooperative-sticky rebalancing), and its own
 // retry and poison lanes as groups named after the lane topics (see
 // KafkaGroup), so the lanes never take part in the main topic's rebalances

@@ -23,6 +23,7 @@ func TestConformance(t *testing.T) {
 	// instance that joins a running group takes work within a few hundred
 	// milliseconds (CompetingConsumers).
 	cfg.HeartbeatInterval = 100 * time.Millisecond
+	cfg.MaxMessageBytes = 256 << 10 // a modest limit keeps the size cases fast
 	transporttest.Run(t, transporttest.Harness{
 		Kind: kafka.Kind,
 		Params: transports.OpenParams{

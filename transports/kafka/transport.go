@@ -88,6 +88,12 @@ type Transport struct {
 
 	cl *kgo.Client // the producer, and admin requests
 
+	// solo produces, one record at a time, the records that a broker
+	// refused together with another (see produceRecords); created on
+	// first use, guarded by mu.
+	solo     *kgo.Client
+	soloTurn chan struct{} // a token: one solo record in flight
+
 	mu     sync.Mutex
 	topics map[string]bool // topics known to exist
 	subs   map[*subscriber]struct{}
@@ -124,6 +130,7 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 
 		discover:   make(chan struct{}, 1),
 		discovered: make(chan struct{}),
+		soloTurn:   make(chan struct{}, 1),
 	}
 	if t.logger == nil {
 		t.logger = slog.Default()
@@ -182,10 +189,10 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 	return s, nil
 }
 
-// Features reports persistent delivery, ordered per key, and native delays
-// up to MaxDelay.
+// Features reports persistent delivery, ordered per key, native delays up
+// to MaxDelay and messages up to Config.MaxMessageBytes.
 func (t *Transport) Features() transports.Features {
-	return transports.Features{Persistent: true, OrderedPerKey: true, NativeDelay: true, MaxDelay: MaxDelay}
+	return transports.Features{Persistent: true, OrderedPerKey: true, NativeDelay: true, MaxDelay: MaxDelay, MaxMessageBytes: t.cfg.MaxMessageBytes}
 }
 
 // Health returns nil when a broker answers and every consumer group of this
@@ -286,6 +293,12 @@ func (t *Transport) Close() error {
 		}
 		<-t.discovered
 		t.cl.Close()
+		t.mu.Lock()
+		solo := t.solo
+		t.mu.Unlock()
+		if solo != nil {
+			solo.Close()
+		}
 	})
 	return nil
 }
