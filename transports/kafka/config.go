@@ -115,7 +115,7 @@ type Config struct {
 
 	// Logger receives the transport's logs. Default: slog.Default(). It
 	// cannot be set from YAML; transports.Open passes its own.
-	Logger *slog.Logger `yaml:"-"`
+	Logger *slog.Logger `yaml:"-" json:"-"`
 }
 
 // SASLConfig is the SASL section of [Config].
@@ -155,8 +155,10 @@ type TLSConfig struct {
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 
 	// Config, when set, is used as is and the file fields are ignored. It
-	// cannot be set from YAML.
-	Config *tls.Config `yaml:"-"`
+	// cannot be set from YAML, and no encoder or fmt verb shows what it
+	// holds (its private keys): it is left out of JSON and YAML, and
+	// printed as a pointer.
+	Config *tls.Config `yaml:"-" json:"-"`
 }
 
 func (t TLSConfig) enabled() bool {
