@@ -2,6 +2,8 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +37,45 @@ func TestRemoveGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-msgs:
+		m.Ack()
+	case <-ctx.Done():
+		t.Fatal("no message")
+	}
+	// While the group has a member, RemoveGroup retries until ctx ends...
+	short, cancelShort := context.WithTimeout(ctx, 700*time.Millisecond)
+	err = tr.RemoveGroup(short, topic, group)
+	cancelShort()
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "still has members") {
+		t.Errorf("RemoveGroup of a group with a member = %v, want the context's error saying it still has members", err)
+	}
+	// ...and succeeds once the member left.
+	closed := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		closed <- sub.Close()
+	}()
+	if err := tr.RemoveGroup(ctx, topic, group); err != nil {
+		t.Fatalf("RemoveGroup while the member leaves: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if groups := listGroups(t, c.ListenAddrs()); groups[group] {
+		t.Errorf("group %s still listed after RemoveGroup: %v", group, groups)
+	}
+	if err := pub.Publish(topic, message.NewMessage("m-2", []byte("{}"))); err != nil {
+		t.Fatal(err)
+	}
+	sub, err = tr.Subscriber(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err = sub.Subscribe(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}

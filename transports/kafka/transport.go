@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -244,31 +245,44 @@ func (t *Transport) RemoveGroup(ctx context.Context, topic, group string) error 
 		return ErrClosed
 	}
 	id := KafkaGroup(topic, group)
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+	var busy error // the broker's last refusal while the group had members
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		req := kmsg.NewPtrDeleteGroupsRequest()
 		req.Groups = []string{id}
 		resp, err := req.RequestWith(ctx, t.cl)
-		if err == nil {
-			if len(resp.Groups) == 0 {
-				return nil
-			}
+		if err == nil && len(resp.Groups) > 0 {
 			err = kerr.ErrorForCode(resp.Groups[0].ErrorCode)
 		}
-		if err == nil || errors.Is(err, kerr.GroupIDNotFound) {
-			return nil
+		switch {
+		case err == nil || errors.Is(err, kerr.GroupIDNotFound):
+			return struct{}{}, nil
+		case errors.Is(err, kerr.NonEmptyGroup):
+			busy = err
+			return struct{}{}, err
+		default:
+			return struct{}{}, backoff.Permanent(err)
 		}
-		if !errors.Is(err, kerr.NonEmptyGroup) {
-			if ctx.Err() != nil {
-				return fmt.Errorf("kafka transport: delete consumer group %s: %w", id, ctx.Err())
-			}
-			return t.redact(fmt.Errorf("kafka transport: delete consumer group %s: %w", id, err))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("kafka transport: delete consumer group %s: it still has members: %w", id, ctx.Err())
-		case <-time.After(wait):
-		}
+	}, backoff.WithBackOff(removeBackOff()), backoff.WithMaxElapsedTime(0))
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil && busy != nil:
+		return fmt.Errorf("kafka transport: delete consumer group %s: it still has members: %w", id, ctx.Err())
+	case ctx.Err() != nil:
+		return fmt.Errorf("kafka transport: delete consumer group %s: %w", id, ctx.Err())
+	default:
+		return t.redact(fmt.Errorf("kafka transport: delete consumer group %s: %w", id, err))
 	}
+}
+
+// removeBackOff paces RemoveGroup's retries while the group has members:
+// 100ms doubling to 2s, with jitter.
+func removeBackOff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = 2 * time.Second
+	b.Multiplier = 2
+	return b
 }
 
 // Close stops every subscription and mover, and closes the producer and the
