@@ -37,9 +37,9 @@ func hold(t *testing.T, c *kfake.Cluster, key kmsg.Key) (release func()) {
 }
 
 // publishWithin publishes msg with a context that ends after d and returns
-// the error and how long past the deadline Publish took; it fails the test
+// how long past the deadline Publish took and its error; it fails the test
 // if Publish is still blocked well after.
-func publishWithin(t *testing.T, publish func(ctx context.Context) error, d time.Duration) (error, time.Duration) {
+func publishWithin(t *testing.T, publish func(ctx context.Context) error, d time.Duration) (late time.Duration, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -48,10 +48,10 @@ func publishWithin(t *testing.T, publish func(ctx context.Context) error, d time
 	go func() { done <- publish(ctx) }()
 	select {
 	case err := <-done:
-		return err, time.Since(start) - d
+		return time.Since(start) - d, err
 	case <-time.After(d + 10*time.Second):
 		t.Fatalf("publish with a %v deadline still blocked after %v", d, d+10*time.Second)
-		return nil, 0
+		return 0, nil
 	}
 }
 
@@ -75,7 +75,7 @@ func TestPublishDeadlineUnansweredProduce(t *testing.T) {
 	release := hold(t, c, kmsg.Produce)
 	const d = 300 * time.Millisecond
 	msg := message.NewMessage("stalled-1", []byte(`{}`))
-	err, late := publishWithin(t, func(ctx context.Context) error {
+	late, err := publishWithin(t, func(ctx context.Context) error {
 		msg.SetContext(ctx)
 		return pub.Publish(topic, msg)
 	}, d)
@@ -87,7 +87,7 @@ func TestPublishDeadlineUnansweredProduce(t *testing.T) {
 		t.Errorf("Publish to a stalled broker = %v, want context.DeadlineExceeded and ErrMaybeSent", err)
 	}
 	delayed := message.NewMessage("stalled-delayed", []byte(`{}`))
-	err, late = publishWithin(t, func(ctx context.Context) error {
+	late, err = publishWithin(t, func(ctx context.Context) error {
 		return tr.PublishDelayed(ctx, topic, time.Second, delayed)
 	}, d)
 	if late > deadlineMargin || !errors.Is(err, transports.ErrMaybeSent) {
@@ -123,7 +123,7 @@ func TestPublishDeadlineNothingSent(t *testing.T) {
 
 	release := hold(t, c, kmsg.CreateTopics)
 	const d = 300 * time.Millisecond
-	err, late := publishWithin(t, func(ctx context.Context) error {
+	late, err := publishWithin(t, func(ctx context.Context) error {
 		m := message.NewMessage("creating-1", nil)
 		m.SetContext(ctx)
 		return pub.Publish(unique("creating"), m)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"os"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ func TestConfigHidesSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, ok := cert.PrivateKey.(*ecdsa.PrivateKey)
+	key, ok := cert.PrivateKey.(*ecdsa.PrivateKey) // %v of a key prints its scalar in decimal
 	if !ok {
 		t.Fatalf("test key is a %T, want *ecdsa.PrivateKey", cert.PrivateKey)
 	}
@@ -44,11 +45,12 @@ func TestConfigHidesSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	scalar := new(big.Int).SetBytes(keyBytes).String()
 	secrets := map[string]string{
-		"password":          password,
-		"private key PEM":   string(bytes.TrimSpace(keyPEM)[40:80]),
-		"private key (D)":   key.D.String(),
-		"private key (hex)": fmt.Sprintf("%x", keyBytes),
+		"private key (decimal)": scalar,
+		"password":              password,
+		"private key PEM":       string(bytes.TrimSpace(keyPEM)[40:80]),
+		"private key (hex)":     fmt.Sprintf("%x", keyBytes),
 	}
 	cfg := kafka.Config{
 		Brokers:  []string{"k1:9092"},
