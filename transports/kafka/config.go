@@ -335,7 +335,8 @@ func (c Config) String() string {
 }
 
 // clientOpts are the franz-go options every client of the transport shares:
-// brokers, identity, timeouts, SASL and TLS.
+// brokers, identity, timeouts, SASL and TLS. They do not let a metadata
+// request create a topic (producerOpts do).
 func (c *Config) clientOpts() ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
@@ -345,9 +346,6 @@ func (c *Config) clientOpts() ([]kgo.Opt, error) {
 		kgo.RetryBackoffFn(func(tries int) time.Duration {
 			return min(100*time.Millisecond<<min(tries, 5), 2*time.Second)
 		}),
-	}
-	if *c.CreateTopics {
-		opts = append(opts, kgo.AllowAutoTopicCreation())
 	}
 	if c.Version != "" {
 		opts = append(opts, kgo.MaxVersions(kversion.FromString(c.Version)))
@@ -375,7 +373,7 @@ func (c *Config) clientOpts() ([]kgo.Opt, error) {
 // partitioning, pipelined requests, batches up to MaxMessageBytes +
 // BatchOverhead.
 func (c *Config) producerOpts() []kgo.Opt {
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		// Keyed records by murmur2 exactly as the Java client's default
 		// partitioner (kgo.KafkaHasher(murmur2)); unkeyed records to a
@@ -388,6 +386,13 @@ func (c *Config) producerOpts() []kgo.Opt {
 		kgo.RecordRetries(c.PublishRetries),
 		kgo.ProducerBatchMaxBytes(int32(c.MaxMessageBytes + BatchOverhead)),
 	}
+	if *c.CreateTopics {
+		// Only the producers may have the brokers create a topic: the
+		// other clients' metadata requests (Inspector's, Browse's) must
+		// not create what they look for.
+		opts = append(opts, kgo.AllowAutoTopicCreation())
+	}
+	return opts
 }
 
 func (t TLSConfig) build() (*tls.Config, error) {

@@ -85,6 +85,17 @@
 // delayed message is moved only while some subscriber of its destination
 // runs.
 //
+// # Inspecting
+//
+// The transport is a transports.Inspector and a transports.Browser.
+// ProvisionGroup commits the start of each partition for a Kafka group
+// with no offset there, so that Groups, which lists the groups with
+// committed offsets on a topic, sees a group from the moment it is
+// subscribed. Backlog is end offset less committed offset less the
+// records acked beyond it (commit metadata), plus the records of the
+// topic's wait topics not moved yet. Inspecting never creates a topic, joins
+// a group or commits.
+//
 // # Topics
 //
 // Missing topics are created before the first publish or subscribe, unless

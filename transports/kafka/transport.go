@@ -14,6 +14,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cenkalti/backoff/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -87,7 +88,8 @@ type Transport struct {
 	logger  *slog.Logger
 	secrets []string
 
-	cl *kgo.Client // the producer, and admin requests
+	cl    *kgo.Client // the producer, and admin requests that may create topics
+	admin *kgo.Client // admin requests that must not create topics (Inspector)
 
 	// solo produces, one record at a time, the records that a broker
 	// refused together with another (see produceRecords); created on
@@ -101,6 +103,8 @@ type Transport struct {
 	movers map[string]*mover // destination topic → its mover, started once it has wait topics
 	closed chan struct{}
 	once   sync.Once
+
+	provisioned map[string]bool // topic and Kafka group whose start offsets were committed
 
 	discover   chan struct{} // asks the discovery loop to look for wait topics now
 	discovered chan struct{} // closed when the discovery loop ended
@@ -129,6 +133,8 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		movers: map[string]*mover{},
 		closed: make(chan struct{}),
 
+		provisioned: map[string]bool{},
+
 		discover:   make(chan struct{}, 1),
 		discovered: make(chan struct{}),
 		soloTurn:   make(chan struct{}, 1),
@@ -152,7 +158,15 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		cl.Close()
 		return nil, t.connError(err)
 	}
-	t.cl = cl
+	// Inspector reads topics just created: a metadata cache of 10ms at
+	// most, not the shared MetadataMinAge, or a topic looked up before it
+	// existed stays missing for a second.
+	admin, err := kgo.NewClient(append(t.opts(), kgo.MetadataMinAge(10*time.Millisecond))...)
+	if err != nil {
+		cl.Close()
+		return nil, t.redact(fmt.Errorf("kafka transport: %w", err))
+	}
+	t.cl, t.admin = cl, admin
 	go t.discoverWaitTopics()
 	return t, nil
 }
@@ -223,14 +237,102 @@ func (t *Transport) Health(ctx context.Context) error {
 }
 
 // ProvisionGroup creates topic if it is missing (when Config.CreateTopics
-// allows). A consumer group without committed offsets starts at the oldest
-// offset, so the group will receive every message published from now on,
-// and also those already on the topic.
-func (t *Transport) ProvisionGroup(ctx context.Context, topic, _ string) error {
+// allows) and commits, for group's Kafka consumer group on it
+// (KafkaGroup), the start of each partition on which it has no committed
+// offset: where a group without offsets starts anyway, so the group
+// receives every message published from now on and those already on the
+// topic, and Groups lists it before it consumed anything. A group with
+// members refuses such a commit; its members commit as they consume.
+func (t *Transport) ProvisionGroup(ctx context.Context, topic, group string) error {
 	if t.isClosed() {
 		return ErrClosed
 	}
-	return t.ensureTopic(ctx, topic)
+	if err := t.ensureTopic(ctx, topic); err != nil {
+		return err
+	}
+	return t.commitStart(ctx, topic, KafkaGroup(topic, group))
+}
+
+// commitStart commits, for the Kafka group k, the start offset of each
+// partition of topic where k has none, once per topic and group.
+func (t *Transport) commitStart(ctx context.Context, topic, k string) error {
+	key := topic + "\x00" + k
+	t.mu.Lock()
+	done := t.provisioned[key]
+	t.mu.Unlock()
+	if done {
+		return nil
+	}
+	fail := func(err error) error {
+		return fmt.Errorf("kafka transport: provision group %s on %q: %w", k, topic, t.connError(err))
+	}
+	adm := kadm.NewClient(t.admin)
+	// A topic just created may take a moment to show in the metadata (and
+	// in the admin client's 10ms cache): wait for one the transport knows.
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 20 * time.Millisecond
+	td, err := backoff.Retry(ctx, func() (kadm.TopicDetail, error) {
+		topics, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			return kadm.TopicDetail{}, backoff.Permanent(err)
+		}
+		td, ok := topics[topic]
+		if !ok {
+			td.Err = kerr.UnknownTopicOrPartition
+		}
+		if errors.Is(td.Err, kerr.UnknownTopicOrPartition) && !t.knownTopic(topic) {
+			return td, backoff.Permanent(td.Err)
+		}
+		return td, td.Err
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(5*time.Second))
+	if errors.Is(err, kerr.UnknownTopicOrPartition) && !t.knownTopic(topic) {
+		return nil // not created (create_topics: false): nothing to mark yet
+	} else if err != nil {
+		return fail(err)
+	}
+	fetched, err := adm.FetchOffsets(ctx, k)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return fail(err)
+	}
+	var missing []int32
+	for p := range td.Partitions {
+		if o, ok := fetched.Lookup(topic, p); !ok || o.Err != nil || o.At < 0 {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		starts, err := adm.ListStartOffsets(ctx, topic)
+		if err != nil {
+			return fail(err)
+		}
+		if err := starts.Error(); err != nil {
+			return fail(err)
+		}
+		offsets := kadm.Offsets{}
+		for _, p := range missing {
+			if s, ok := starts.Lookup(topic, p); ok {
+				offsets.Add(kadm.Offset{Topic: topic, Partition: p, At: s.Offset, LeaderEpoch: -1})
+			}
+		}
+		resp, err := adm.CommitOffsets(ctx, k, offsets)
+		if err == nil {
+			err = resp.Error()
+		}
+		var ke *kerr.Error
+		if errors.As(err, &ke) {
+			// The group has members (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
+			// REBALANCE_IN_PROGRESS) or no right to commit: its members
+			// commit as they consume. Try again next time.
+			t.logger.Debug("kafka: group's start offsets not committed", "kafka_group", k, "topic", topic, "err", err)
+			return nil
+		} else if err != nil {
+			return fail(err)
+		}
+	}
+	t.mu.Lock()
+	t.provisioned[key] = true
+	t.mu.Unlock()
+	return nil
 }
 
 // RemoveGroup deletes the Kafka consumer group that group uses on topic
@@ -307,6 +409,7 @@ func (t *Transport) Close() error {
 		}
 		<-t.discovered
 		t.cl.Close()
+		t.admin.Close()
 		t.mu.Lock()
 		solo := t.solo
 		t.mu.Unlock()
