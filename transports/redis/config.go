@@ -363,6 +363,9 @@ func (c *Config) client() (goredis.UniversalClient, error) {
 			DialTimeout:  c.DialTimeout,
 			ReadTimeout:  c.ReadTimeout,
 			WriteTimeout: c.WriteTimeout,
+			// A command's context deadline bounds its socket reads
+			// and writes, so that Publish returns by its deadline.
+			ContextTimeoutEnabled: true,
 		}), nil
 	}
 	opts := &goredis.Options{Addr: c.Addr, Username: c.Username, Password: c.Password.Reveal(), DB: c.DB}
@@ -382,6 +385,7 @@ func (c *Config) client() (goredis.UniversalClient, error) {
 	opts.DialTimeout = c.DialTimeout
 	opts.ReadTimeout = c.ReadTimeout
 	opts.WriteTimeout = c.WriteTimeout
+	opts.ContextTimeoutEnabled = true // see the cluster client above
 	opts.ClientName = c.Consumer
 	return goredis.NewClient(opts), nil
 }

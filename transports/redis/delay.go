@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -31,7 +32,9 @@ const maxScheduleArgs = 1000
 // millisecond so that no entry is ever due early. NX keeps the first due
 // time of a member stored twice (a retried call), so a retry stores nothing
 // new. It returns the due score.
-var scheduleScript = goredis.NewScript(`
+var scheduleScript = goredis.NewScript(scheduleSource)
+
+const scheduleSource = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
 local due = string.format('%.0f', now + tonumber(ARGV[1]))
@@ -39,7 +42,7 @@ for i = 2, #ARGV do
   redis.call('ZADD', KEYS[1], 'NX', due, ARGV[i])
 end
 return due
-`)
+`
 
 // moveScript moves the due members of the delayed set KEYS[1] into the
 // stream KEYS[2], at most ARGV[1] of them, each with an XADD and a ZREM, in
@@ -120,6 +123,9 @@ func delayedKey(stream string) (string, bool) {
 // less publishes at once. Storing a message again (same UUID, metadata and
 // payload) while its first copy waits keeps the first copy and its due
 // time, so retrying a call that failed after Redis stored it delivers once.
+// ctx bounds the call as it bounds Publish (see the package documentation,
+// "Publishing"); the scripts of concurrent calls share pipelines with
+// Publish's XADDs.
 func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time.Duration, msgs ...*message.Message) error {
 	if t.isClosed() {
 		return ErrClosed
@@ -128,7 +134,7 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 		return errors.New("redis transport: publish to an empty topic")
 	}
 	if delay <= 0 {
-		return t.publish(topic, msgs)
+		return t.publish(ctx, topic, msgs)
 	}
 	if len(msgs) == 0 {
 		return nil
@@ -137,22 +143,49 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 	if !ok && t.cluster() {
 		return fmt.Errorf("redis transport: delayed publish to %s: the stream key %q holds a '}' without a hash tag, so no delayed set can share its cluster slot; drop the '}' from key_prefix or the topic", topic, t.Stream(topic))
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redis transport: delayed publish to %s: %w", key, err)
+	}
 	due := time.Now().Add(delay)
 	ms := (delay + time.Millisecond - 1) / time.Millisecond
-	args := make([]any, 1, 1+min(len(msgs), maxScheduleArgs))
-	args[0] = int64(ms)
+	var cmds []goredis.Cmder
+	args := make([]any, 0, 5+min(len(msgs), maxScheduleArgs))
 	for i, m := range msgs {
 		member, err := delayedMember(m)
 		if err != nil {
 			return fmt.Errorf("redis transport: publish %s to %s: %w", m.UUID, topic, err)
 		}
-		args = append(args, member)
-		if len(args) == 1+maxScheduleArgs || i == len(msgs)-1 {
-			if err := scheduleScript.Run(ctx, t.client, []string{key}, args...).Err(); err != nil {
-				return t.redact(fmt.Errorf("redis transport: delayed publish to %s: %w%s", key, err, oomHint(err)))
-			}
-			args = args[:1]
+		if len(args) == 0 {
+			args = append(args, "evalsha", scheduleScript.Hash(), 1, key, int64(ms))
 		}
+		args = append(args, member)
+		if len(args) == 5+maxScheduleArgs || i == len(msgs)-1 {
+			cmds = append(cmds, goredis.NewCmd(ctx, args...))
+			args = make([]any, 0, 5+min(len(msgs)-i-1, maxScheduleArgs))
+		}
+	}
+	err := t.batcher.do(ctx, cmds)
+	if err == nil {
+		// A Redis that does not know the script yet (or any more, after a
+		// restart) refuses EVALSHA with NOSCRIPT, having run nothing:
+		// those calls go again as EVAL.
+		var again []goredis.Cmder
+		for i, c := range cmds {
+			if e := c.Err(); e != nil && strings.HasPrefix(e.Error(), "NOSCRIPT") {
+				args := slices.Clone(c.Args())
+				args[0], args[1] = "eval", scheduleSource
+				cmds[i] = goredis.NewCmd(ctx, args...)
+				again = append(again, cmds[i])
+			}
+		}
+		if len(again) > 0 {
+			if err = t.batcher.do(ctx, again); err != nil && len(again) < len(cmds) {
+				err = &inFlightError{err} // the other calls were executed
+			}
+		}
+	}
+	if err := t.outcome(ctx, "delayed publish to "+key, cmds, nil, err); err != nil {
+		return err
 	}
 	t.kickMover(topic, due)
 	return nil

@@ -66,6 +66,41 @@
 // nothing else meanwhile: the nacked entry comes again before any later one.
 // With more workers the others go on with later entries.
 //
+// # Publishing
+//
+// Publish is bounded by the context of its first message (msg.Context(),
+// which bus.Publish sets), PublishDelayed by its ctx: each returns by the
+// context's deadline plus 100ms, whether Redis answers, stalls or refuses
+// connections. The XADDs and scripts of concurrent calls share pipelines,
+// and a caller's context bounds its own wait only: a call whose context
+// ends while it waits for a pipeline is left out of it, and one whose
+// context ends while its pipeline is in flight returns, leaving the others
+// of the pipeline to their own deadlines. A pipeline's socket reads and
+// writes run until the latest deadline among its callers, at most
+// ReadTimeout and WriteTimeout, and go-redis never retries them: a retried
+// XADD whose reply was lost would store its entry twice.
+//
+// An error wraps transports.ErrMaybeSent when Redis may have stored a
+// message of the call: its command was written and not answered (a
+// dropped link, a stall past the deadline, a connection closed before the
+// reply), or other commands of the call were executed. It does not when
+// nothing was stored: the context was done before the call or ended while
+// the call waited for its pipeline, no connection could be made (a refused
+// or failed dial, the pool's timeout), the message is too large (see
+// Config.MaxMessageBytes), or Redis refused every command with an error
+// reply (OOM at maxmemory, WRONGTYPE). A failure of a new connection's
+// handshake counts as maybe sent: the transport cannot tell it from a lost
+// reply. Measured with a 2s deadline and Redis behind a proxy: connections
+// refused, 0.8s, not ErrMaybeSent (before: 3.3s, as go-redis redialled and
+// retried); bytes dropped, 2.00s with ErrMaybeSent (before: 21.2s); a
+// publish with a 0.5s deadline queued behind that one, 0.50s, not
+// ErrMaybeSent (before: 45s).
+//
+// A transport from NewWithClient bounds socket I/O by the deadline only if
+// the client has ContextTimeoutEnabled, which New sets; without it Publish
+// still returns by the deadline plus the margin, but more often with
+// ErrMaybeSent, and its pipeline runs on to the client's ReadTimeout.
+//
 // # Dead consumers
 //
 // A process that runs a subscription sets its liveness key,

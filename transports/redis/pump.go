@@ -419,7 +419,7 @@ func (p *pump) poison(e goredis.XMessage, cause error) {
 	laneTopic := wire.PoisonTopic(p.topic, p.group)
 	lane := p.t.Stream(laneTopic)
 	vals := poisonValues(e, p.topic, p.group, cause, time.Now().UTC())
-	if err := p.t.client.XAdd(p.ctx, p.t.xaddArgs(laneTopic, vals)).Err(); err != nil {
+	if err := p.t.client.Process(p.ctx, p.t.xadd(p.ctx, laneTopic, vals)); err != nil {
 		p.cfg.Logger.Error("redis transport: cannot move malformed entry to the poison lane; will retry", "stream", p.stream, "group", p.group, "id", e.ID, "lane", lane, "err", p.t.redact(err))
 		p.nack(e)
 		return

@@ -117,7 +117,9 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 // Sentinel setups or options Config does not offer. Close closes the
 // client. Config's connection fields are ignored. It adds a hook to client
 // so that go-redis's log of its failed dials goes to Config.Logger (see
-// New).
+// New). Set the client's ContextTimeoutEnabled, as New does, so that a
+// publish's deadline bounds its socket reads and writes (see the package
+// documentation, "Publishing").
 func NewWithClient(client goredis.UniversalClient, cfg Config) (*Transport, error) {
 	if client == nil {
 		return nil, errors.New("redis transport: nil client (build one with goredis.NewClient or NewUniversalClient)")
@@ -139,7 +141,7 @@ func newTransport(cfg Config, client goredis.UniversalClient) *Transport {
 		client:      client,
 		secrets:     cfg.secrets(),
 		closed:      make(chan struct{}),
-		batcher:     newBatcher(client),
+		batcher:     newBatcher(ctx, client),
 		provisioned: map[string]map[string]bool{},
 		subscribers: map[*subscriber]struct{}{},
 		movers:      map[string]*mover{},
