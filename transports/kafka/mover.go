@@ -344,7 +344,9 @@ func (mv *mover) moveDue(ctx context.Context, fetches kgo.Fetches) {
 	}
 	err := mv.ensureTopics(ctx, out)
 	if err == nil {
-		err = mv.t.produceRecords(ctx, out...)
+		// Every outcome is awaited, also once ctx ends: a record moved
+		// is then committed, not moved again by the next mover.
+		err = mv.t.produceRecordsUntil(ctx, context.WithoutCancel(ctx), out...)
 	}
 	if err != nil {
 		if ctx.Err() == nil {

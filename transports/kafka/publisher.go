@@ -100,18 +100,27 @@ func (t *Transport) produce(ctx context.Context, topic string, msgs []*message.M
 // every record buffered on that partition with it, and it cancels a batch
 // on the context of its first record, which may be another call's.
 func (t *Transport) produceRecords(ctx context.Context, records ...*kgo.Record) error {
-	errs, settled := send(ctx, t.cl, records)
+	return t.produceRecordsUntil(ctx, ctx, records...)
+}
+
+// produceRecordsUntil is produceRecords waiting for the acknowledgements
+// until wait ends rather than ctx: the mover waits for every outcome of
+// what it produced, even while it stops, so that it commits what was
+// moved. ctx still cancels the records not sent yet.
+func (t *Transport) produceRecordsUntil(ctx, wait context.Context, records ...*kgo.Record) error {
+	errs, settled := send(ctx, wait, t.cl, records)
 	for i, err := range errs {
 		if settled[i] && err != nil && t.collateral(ctx, records[i], err) {
 			errs[i], settled[i] = t.sendAlone(ctx, records[i])
 		}
 	}
-	return t.redact(outcome(ctx, errs, settled))
+	return t.redact(outcome(wait, errs, settled))
 }
 
-// send produces records through cl and waits for their promises until ctx
-// ends: settled[i] tells whether records[i]'s came, errs[i] is its error.
-func send(ctx context.Context, cl *kgo.Client, records []*kgo.Record) (errs []error, settled []bool) {
+// send produces records through cl, cancelled with ctx, and waits for
+// their promises until wait ends: settled[i] tells whether records[i]'s
+// came, errs[i] is its error.
+func send(ctx, wait context.Context, cl *kgo.Client, records []*kgo.Record) (errs []error, settled []bool) {
 	type result struct {
 		i   int
 		err error
@@ -125,7 +134,7 @@ func send(ctx context.Context, cl *kgo.Client, records []*kgo.Record) (errs []er
 		select {
 		case res := <-results:
 			errs[res.i], settled[res.i] = res.err, true
-		case <-ctx.Done():
+		case <-wait.Done():
 			for { // take the promises that came meanwhile
 				select {
 				case res := <-results:
