@@ -138,6 +138,19 @@ type Config struct {
 	// false.
 	ExactTrim bool `yaml:"exact_trim"`
 
+	// MaxMessageBytes is the largest message Publish and PublishDelayed
+	// accept, as transports.MessageSize counts it (the payload plus every
+	// metadata key and value); a larger one is refused before anything is
+	// sent, with a *transports.MessageTooLargeError, and fails no other
+	// publish (Features().MaxMessageBytes). Redis itself takes arguments
+	// up to proto-max-bulk-len (512 MB) and a client's pending command up
+	// to client-query-buffer-limit (1 GB); over either it closes the
+	// connection, which fails every publish of the pipeline with EOF. A
+	// message is at most its size in one argument (a delayed one: its size
+	// plus a few bytes per metadata entry). Default:
+	// DefaultMaxMessageBytes, 1000000. At most 512 MiB.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+
 	// LossReportWindow is how long Health reports a lost consumer group
 	// after it was recreated. Default: 1m.
 	LossReportWindow time.Duration `yaml:"loss_report_window"`
@@ -185,6 +198,23 @@ const DefaultAddr = "127.0.0.1:6379"
 // DefaultKeyPrefix is the default Config.KeyPrefix.
 const DefaultKeyPrefix = "busline:"
 
+// DefaultMaxMessageBytes is Config.MaxMessageBytes by default. It is the
+// Kafka transport's default too, so that an app moving between the two
+// meets one limit, and it fits every Redis: even one whose
+// client-query-buffer-limit is at its floor, 1mb, where a 2 MiB message
+// closed the connection (EOF) and failed the publishes sharing its
+// pipeline, a message of this size, published or delayed, goes through
+// with tens of KB to spare. Entries that large slow every reader (a
+// consumer reads batch_size of them at once) and fill Redis's memory.
+const DefaultMaxMessageBytes = 1_000_000
+
+// maxMaxMessageBytes bounds Config.MaxMessageBytes: Redis's default
+// proto-max-bulk-len.
+const maxMaxMessageBytes = 512 << 20
+
+// maxBytesHint is how the size limit is set, for MessageTooLargeError.
+const maxBytesHint = "transport.redis.max_message_bytes"
+
 func (c *Config) setDefaults() {
 	if c.Addr == "" && c.URL == "" && len(c.ClusterAddrs) == 0 {
 		c.Addr = os.Getenv(EnvAddr)
@@ -222,6 +252,9 @@ func (c *Config) setDefaults() {
 	setDuration(&c.DelayPoll, 500*time.Millisecond)
 	if c.BatchSize == 0 {
 		c.BatchSize = 100
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 }
 
@@ -300,6 +333,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NackDelayMax < c.NackDelay {
 		bad("nack_delay_max %v is below nack_delay %v", c.NackDelayMax, c.NackDelay)
+	}
+	if c.MaxMessageBytes < 1 || c.MaxMessageBytes > maxMaxMessageBytes {
+		bad("max_message_bytes %d is out of range 1..%d (512 MiB, Redis's proto-max-bulk-len); 0 means the default, %d", c.MaxMessageBytes, maxMaxMessageBytes, DefaultMaxMessageBytes)
 	}
 	if c.MaxLen < 0 {
 		bad("max_len %d is negative (0 means no trimming)", c.MaxLen)

@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/wire"
 )
 
@@ -144,6 +145,9 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 		return fmt.Errorf("redis transport: delayed publish to %s: the stream key %q holds a '}' without a hash tag, so no delayed set can share its cluster slot; drop the '}' from key_prefix or the topic", topic, t.Stream(topic))
 	}
 	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redis transport: delayed publish to %s: %w", key, err)
+	}
+	if err := transports.CheckSize(t.cfg.MaxMessageBytes, maxBytesHint, msgs...); err != nil {
 		return fmt.Errorf("redis transport: delayed publish to %s: %w", key, err)
 	}
 	due := time.Now().Add(delay)

@@ -96,6 +96,13 @@
 // publish with a 0.5s deadline queued behind that one, 0.50s, not
 // ErrMaybeSent (before: 45s).
 //
+// A message larger than Config.MaxMessageBytes (default 1,000,000 bytes,
+// payload plus metadata) is refused before anything is sent, with a
+// *transports.MessageTooLargeError. Over Redis's own limits
+// (proto-max-bulk-len for one argument, client-query-buffer-limit for a
+// client's pending command, 1mb at its floor) Redis would close the
+// connection, failing every publish of the pipeline with EOF.
+//
 // A transport from NewWithClient bounds socket I/O by the deadline only if
 // the client has ContextTimeoutEnabled, which New sets; without it Publish
 // still returns by the deadline plus the margin, but more often with

@@ -50,6 +50,9 @@ func (t *Transport) publish(ctx context.Context, topic string, msgs []*message.M
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("redis transport: publish to %s: %w", stream, err)
 	}
+	if err := transports.CheckSize(t.cfg.MaxMessageBytes, maxBytesHint, msgs...); err != nil {
+		return fmt.Errorf("redis transport: publish to %s: %w", stream, err)
+	}
 	cmds := make([]goredis.Cmder, len(msgs))
 	for i, m := range msgs {
 		vals, err := encode(m)

@@ -100,8 +100,9 @@ func TestConformance(t *testing.T) {
 			// later one, after nack_delay doubling to nack_delay_max (100ms
 			// to 5s by default). Watermill's TestContinueAfterErrors nacks
 			// one message 300 times in a row: short delays keep it at ~30s.
+			// A modest size limit keeps the size cases fast.
 			tr, err := redis.New(ctx, redis.Config{Addr: redisAddr(), Logger: quietLogger(), Service: "conformance",
-				NackDelay: 10 * time.Millisecond, NackDelayMax: 100 * time.Millisecond})
+				NackDelay: 10 * time.Millisecond, NackDelayMax: 100 * time.Millisecond, MaxMessageBytes: 256 << 10})
 			if err != nil {
 				t.Fatalf("redis.New: %v", err)
 			}

@@ -186,10 +186,10 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 }
 
 // Features reports persistent, per-key ordered delivery (see the package
-// documentation for what reorders) and native delays of any length
-// (PublishDelayed).
+// documentation for what reorders), native delays of any length
+// (PublishDelayed) and Config.MaxMessageBytes.
 func (t *Transport) Features() transports.Features {
-	return transports.Features{Persistent: true, OrderedPerKey: true, NativeDelay: true}
+	return transports.Features{Persistent: true, OrderedPerKey: true, NativeDelay: true, MaxMessageBytes: t.cfg.MaxMessageBytes}
 }
 
 // Health returns nil when Redis answers PING and no consumer group was lost
