@@ -96,15 +96,31 @@ func (r *Report) Cell(transport, scenario, way string) (Cell, bool) {
 // rate is a scenario measured on a way: one side of a ratio.
 type rate struct{ scenario, way string }
 
-// Ratio returns the median rate of num over that of den on transport, and
-// false when either is missing.
+// Ratio returns the median over the runs of num's rate over den's on
+// transport, each run's pair measured minutes apart at most, and false when
+// no run measured both. A run's ratio is steadier than the ratio of
+// medians on a shared machine, whose load changes from one run to the next.
 func (r *Report) Ratio(transport string, num, den rate) (float64, bool) {
-	n, okn := r.Cell(transport, num.scenario, num.way)
-	d, okd := r.Cell(transport, den.scenario, den.way)
-	if !okn || !okd || n.Runs == 0 || d.Runs == 0 || d.Rate == 0 {
-		return 0, false
+	v, _, _, ok := r.ratioRange(transport, num, den)
+	return v, ok
+}
+
+// ratioRange returns Ratio and the lowest and highest of the runs' ratios.
+func (r *Report) ratioRange(transport string, num, den rate) (med, lo, hi float64, ok bool) {
+	ns := r.results[resultKey{transport, num.scenario, num.way}]
+	ds := r.results[resultKey{transport, den.scenario, den.way}]
+	var vs []float64
+	for i := range min(len(ns), len(ds)) { // index i is run i+1 for both
+		n, d := ns[i], ds[i]
+		if n.err == nil && d.err == nil && d.rate > 0 {
+			vs = append(vs, n.rate/d.rate)
+		}
 	}
-	return n.Rate / d.Rate, true
+	if len(vs) == 0 {
+		return 0, 0, 0, false
+	}
+	lo, hi = slices.Min(vs), slices.Max(vs)
+	return median(vs), lo, hi, true
 }
 
 // target is one of the issues' performance targets: on the transports of
@@ -239,7 +255,7 @@ func (r *Report) Markdown() string {
 // per transport, and the keyed scenarios' order violations.
 func (r *Report) writeTargets(b *strings.Builder) {
 	ts := r.measured()
-	b.WriteString("\n## Targets (ratios of medians, same run)\n\n| target |")
+	b.WriteString("\n## Targets\n\nEach figure is the median of the runs' ratios, each run dividing two measurements taken minutes apart at most; the lowest and highest run follow in brackets.\n\n| target |")
 	for _, t := range ts {
 		fmt.Fprintf(b, " %s |", t)
 	}
@@ -250,16 +266,20 @@ func (r *Report) writeTargets(b *strings.Builder) {
 		}
 		fmt.Fprintf(b, "| %s |", tg.what)
 		for _, t := range ts {
-			v, ok := r.Ratio(t, tg.num, tg.den)
+			v, lo, hi, ok := r.ratioRange(t, tg.num, tg.den)
+			spread := ""
+			if lo != hi {
+				spread = fmt.Sprintf(" (%.2f–%.2f)", lo, hi)
+			}
 			switch {
 			case !ok:
 				b.WriteString(" – |")
 			case tg.on != nil && !slices.Contains(tg.on, t):
-				fmt.Fprintf(b, " %.2f (no target) |", v)
+				fmt.Fprintf(b, " %.2f%s, no target |", v, spread)
 			case v >= tg.min:
-				fmt.Fprintf(b, " %.2f yes |", v)
+				fmt.Fprintf(b, " %.2f%s yes |", v, spread)
 			default:
-				fmt.Fprintf(b, " %.2f **no**, %.0f%% short |", v, (tg.min-v)/tg.min*100)
+				fmt.Fprintf(b, " %.2f%s **no**, %.0f%% short |", v, spread, (tg.min-v)/tg.min*100)
 			}
 		}
 		b.WriteString("\n")
@@ -294,7 +314,7 @@ func (r *Report) writeRatios(b *strings.Builder, scenarios []string) {
 	if !slices.Contains(r.Config.Ways, WayBusline) || len(others) == 0 {
 		return
 	}
-	b.WriteString("\n## busline ÷ each other way, by scenario\n\n| transport | scenario |")
+	b.WriteString("\n## busline ÷ each other way, by scenario (median of the runs' ratios)\n\n| transport | scenario |")
 	for _, w := range others {
 		fmt.Fprintf(b, " ÷ %s |", w)
 	}
