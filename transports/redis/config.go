@@ -151,6 +151,19 @@ type Config struct {
 	// DefaultMaxMessageBytes, 1000000. At most 512 MiB.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 
+	// WatermillCompatible makes every entry readable by a plain
+	// watermill-redisstream subscriber (its default unmarshaller) as well:
+	// besides a field per metadata key, an entry then holds
+	// "_watermill_message_uuid" (the message UUID) and "metadata" (the
+	// metadata as one msgpack map, sorted by key), and "metadata" is a
+	// reserved metadata key. It costs the metadata twice in every entry and
+	// a msgpack encoding per message (see the package documentation,
+	// "Watermill"), so it is off unless watermill-redisstream consumers
+	// still read topics busline publishes to, while a team moves them to
+	// busline. busline reads watermill-redisstream's entries either way.
+	// Default: false.
+	WatermillCompatible bool `yaml:"watermill_compatible"`
+
 	// LossReportWindow is how long Health reports a lost consumer group
 	// after it was recreated. Default: 1m.
 	LossReportWindow time.Duration `yaml:"loss_report_window"`

@@ -155,7 +155,7 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 	var cmds []goredis.Cmder
 	args := make([]any, 0, 5+min(len(msgs), maxScheduleArgs))
 	for i, m := range msgs {
-		member, err := delayedMember(m)
+		member, err := delayedMember(m, t.cfg.WatermillCompatible)
 		if err != nil {
 			return fmt.Errorf("redis transport: publish %s to %s: %w", m.UUID, topic, err)
 		}
@@ -198,8 +198,8 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 // delayedMember encodes msg as a member of a delayed set: length-prefixed
 // elements, "<len>:<bytes>", the message UUID first (which makes the member
 // unique), then the stream entry's field-value pairs as Publish writes them.
-func delayedMember(msg *message.Message) (string, error) {
-	vals, err := encode(msg)
+func delayedMember(msg *message.Message, watermill bool) (string, error) {
+	vals, err := encode(msg, watermill)
 	if err != nil {
 		return "", err
 	}

@@ -30,7 +30,7 @@ func TestMalformedEntriesPoisonedAndInterop(t *testing.T) {
 	stream := tr.Stream(topic)
 	bad := [][]any{
 		{"ce_id", "no-payload", "ce_type", "redis.test.order"},                       // missing payload field
-		{"_watermill_message_uuid", "x", "metadata", "\xc1garbage", "payload", "{}"}, // watermill's msgpack metadata
+		{"_watermill_message_uuid", "x", "metadata", "\xc1garbage", "payload", "{}"}, // a watermill-redisstream entry whose metadata is not msgpack
 	}
 	for _, vals := range bad {
 		if err := raw.XAdd(ctx, &goredis.XAddArgs{Stream: stream, Values: vals}).Err(); err != nil {

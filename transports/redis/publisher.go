@@ -55,7 +55,7 @@ func (t *Transport) publish(ctx context.Context, topic string, msgs []*message.M
 	}
 	cmds := make([]goredis.Cmder, len(msgs))
 	for i, m := range msgs {
-		vals, err := encode(m)
+		vals, err := encode(m, t.cfg.WatermillCompatible)
 		if err != nil {
 			return fmt.Errorf("redis transport: publish %s to %s: %w", m.UUID, topic, err)
 		}
