@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/busline/busline/transports"
@@ -95,9 +97,24 @@ type Config struct {
 	// Default: 4.
 	PublishChannels int `yaml:"publish_channels"`
 
-	// PublishTimeout bounds one Publish: waiting for a connection while the
-	// broker is unreachable, and for the broker's confirm. Default: 30s.
+	// PublishTimeout bounds one Publish, as does the message's context
+	// (whichever ends first): waiting for a connection while the broker is
+	// unreachable, for a channel, for a resource alarm to clear, and for
+	// the broker's confirm. Default: 30s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+
+	// MaxMessageBytes is the largest message Publish and PublishDelayed
+	// accept, as transports.MessageSize counts it (payload plus metadata):
+	// a larger one is refused before anything is sent, with a
+	// *transports.MessageTooLargeError (Features().MaxMessageBytes reports
+	// it). Keep it at or below the broker's max_message_size
+	// (rabbitmq.conf), which RabbitMQ checks against the body alone: a
+	// message the broker refuses all the same fails with the broker's
+	// reason, wrapping transports.ErrTooLarge. Default: the default
+	// max_message_size of the broker's version, read when connecting:
+	// 16 MiB (MaxMessageBytes4) on RabbitMQ 4.x, 128 MiB
+	// (MaxMessageBytes3) on 3.8 to 3.13.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
 
 	// DisableConfirms makes Publish return as soon as the message is written
 	// to the socket, without waiting for RabbitMQ to confirm it. Messages can
@@ -137,6 +154,30 @@ type Config struct {
 	// Logger receives the transport's logs. Not settable from YAML.
 	// Default: slog.Default().
 	Logger *slog.Logger `yaml:"-"`
+}
+
+// The default max_message_size of RabbitMQ's versions, the default of
+// Config.MaxMessageBytes.
+const (
+	MaxMessageBytes3 = 128 << 20 // RabbitMQ 3.8 to 3.13: 128 MiB
+	MaxMessageBytes4 = 16 << 20  // RabbitMQ 4.0 and later: 16 MiB
+)
+
+// maxMessageBytesHard is the largest max_message_size RabbitMQ accepts:
+// 512 MiB.
+const maxMessageBytesHard = 512 << 20
+
+// maxMessageBytesHint is how MessageTooLargeError says the limit is set.
+const maxMessageBytesHint = "transport.rabbitmq.max_message_bytes"
+
+// defaultMaxMessageBytes is the default max_message_size of the broker
+// whose connection.start said it runs version (RabbitMQ 3.x: "3.10.8").
+func defaultMaxMessageBytes(version string) int {
+	major, _, _ := strings.Cut(version, ".")
+	if n, err := strconv.Atoi(major); err == nil && n >= 4 {
+		return MaxMessageBytes4
+	}
+	return MaxMessageBytes3
 }
 
 // TLSConfig configures TLS for amqps:// URLs. File paths are PEM files.
@@ -268,6 +309,9 @@ func (c Config) Validate() error {
 	}
 	if c.TimeoutAttempts < 0 {
 		errs = append(errs, fmt.Errorf("timeout_attempts %d is negative (0 means the default, 3)", c.TimeoutAttempts))
+	}
+	if c.MaxMessageBytes < 0 || c.MaxMessageBytes > maxMessageBytesHard {
+		errs = append(errs, fmt.Errorf("max_message_bytes %d is out of range 1..%d, RabbitMQ's hard limit (0 means the broker's default)", c.MaxMessageBytes, maxMessageBytesHard))
 	}
 	if c.PublishChannels < 0 || c.PublishChannels > 1024 {
 		errs = append(errs, fmt.Errorf("publish_channels %d is out of range 1..1024 (0 means the default)", c.PublishChannels))

@@ -153,31 +153,36 @@ func (p *publishPool) declareDelayed(ctx context.Context, topic string) error {
 	} else if err := p.declare(ctx, topic); err != nil {
 		return err
 	}
-	p.declareMu.Lock()
-	defer p.declareMu.Unlock()
-	conn, gen, err := p.conn.get(ctx)
+	_, gen, err := p.conn.get(ctx)
 	if err != nil {
 		return err
 	}
-	if p.delayDecl == gen && p.delayDest[topic] == gen {
+	p.declareMu.Lock()
+	levels := p.delayDecl != gen
+	done := !levels && p.delayDest[topic] == gen
+	p.declareMu.Unlock()
+	if done {
 		return nil
 	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("open channel: %w", err)
-	}
-	defer ch.Close()
-	if p.delayDecl != gen {
-		if err := declareDelays(ch, p.cfg); err != nil {
-			return err
-		}
-		p.delayDecl = gen
-	}
 	dest := ExchangeName(topic)
-	if err := ch.ExchangeBind(dest, "", DelayDeliveryExchange, false, amqp.Table{"x-match": "all", delayToHeader: dest}); err != nil {
-		return topologyError(fmt.Sprintf("bind exchange %q to %q", dest, DelayDeliveryExchange), err, "")
+	gen, err = p.conn.do(ctx, func(ch *amqp.Channel) error {
+		if levels {
+			if err := declareDelays(ch, p.cfg); err != nil {
+				return err
+			}
+		}
+		if err := ch.ExchangeBind(dest, "", DelayDeliveryExchange, false, amqp.Table{"x-match": "all", delayToHeader: dest}); err != nil {
+			return topologyError(fmt.Sprintf("bind exchange %q to %q", dest, DelayDeliveryExchange), err, "")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	p.declareMu.Lock()
+	p.delayDecl = gen
 	p.delayDest[topic] = gen
+	p.declareMu.Unlock()
 	return nil
 }
 
@@ -203,6 +208,9 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 	if len(msgs) == 0 {
 		return nil
 	}
+	if err := t.checkSize(topic, msgs); err != nil {
+		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
+	}
 	if delay <= 0 {
 		if isLane(topic) {
 			return t.pool.publishLane(ctx, topic, msgs)
@@ -221,8 +229,11 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 	due := time.Now().Add(delay)
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.PublishTimeout)
 	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("rabbitmq: publish to %s with a delay of %v: %w (nothing sent)", topic, delay, err)
+	}
 	if err := t.pool.declareDelayed(ctx, topic); err != nil {
-		return fmt.Errorf("rabbitmq: publish to %s with a delay of %v: %w", topic, delay, err)
+		return fmt.Errorf("rabbitmq: publish to %s with a delay of %v: %w (nothing sent)", topic, delay, err)
 	}
 	// The delay counts from the call: declaring took some of it.
 	units := delayUnits(time.Until(due))

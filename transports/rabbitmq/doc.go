@@ -55,10 +55,39 @@
 // message (publisher confirms; messages are persistent and queues durable, so
 // a confirmed message survives a broker restart). Publishers share a few
 // confirm-mode channels (Config.PublishChannels) with asynchronous confirms:
-// concurrent publishes do not wait for one another's confirms. While the
-// broker is unreachable, Publish waits for the reconnection up to
-// Config.PublishTimeout, then fails; an error after the message was sent
-// means it may or may not be stored, so retrying can duplicate it.
+// concurrent publishes do not wait for one another's confirms.
+//
+// # Publish deadlines, alarms and size
+//
+// Publish is bounded by the first message's context and
+// Config.PublishTimeout, whichever ends first: it returns within a few
+// milliseconds of that deadline (the tests allow 500ms on a loaded
+// machine), whatever the network and the broker do. Every call that waits
+// for the broker (a reconnection, a channel's opening, an exchange's
+// declaration, the socket write, the confirm) waits on the caller's
+// context, and none holds a lock that another publisher needs meanwhile.
+// An error wraps transports.ErrMaybeSent when the broker may have stored a
+// message: it was written and its confirm did not come. An error that does
+// not wrap it means that none of the call's messages was stored.
+//
+// RabbitMQ blocks a connection that publishes while one of its resource
+// alarms is on (memory above vm_memory_high_watermark, free disk below
+// disk_free_limit): it reads nothing more from it until the alarm clears.
+// The transport logs connection.blocked at Warn, with the broker's reason
+// ("low on memory", "low on disk"), and connection.unblocked at Info;
+// while blocked, Publish waits for the block to lift until its deadline,
+// then fails with an error that wraps ErrBlocked and names the reason, and
+// Health reports the block.
+//
+// Config.MaxMessageBytes (default: the default max_message_size of the
+// broker's version, 128 MiB on RabbitMQ 3.8 to 3.13, 16 MiB on 4.x) is
+// reported as Features().MaxMessageBytes; a larger message is refused
+// before anything is sent (transports.MessageTooLargeError). A broker
+// configured with a lower max_message_size closes the channel of a message
+// over it (PRECONDITION_FAILED): Publish then fails with the broker's
+// reason, wrapping transports.ErrTooLarge. Messages with a body over 128
+// KiB go out on channels of their own, one call at a time, so that such a
+// refusal fails no other publish.
 //
 // A consumer gets one message at a time and settles it when the handler
 // acks or nacks. A message is acked after its handler succeeded; a nack, a

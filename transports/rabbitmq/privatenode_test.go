@@ -38,6 +38,10 @@ type nodeOptions struct {
 	// consumerTimeout is the node's consumer_timeout; 0 leaves RabbitMQ's
 	// default (30 minutes).
 	consumerTimeout time.Duration
+
+	// maxMessageSize is the node's max_message_size in bytes; 0 leaves
+	// RabbitMQ's default.
+	maxMessageSize int
 }
 
 var (
@@ -154,6 +158,9 @@ ssl_cert_login_from = common_name
 `, n.port, n.tlsPort, n.certs.CA, n.certs.ServerCert, n.certs.ServerKey)
 	if opts.consumerTimeout > 0 {
 		conf += fmt.Sprintf("consumer_timeout = %d\n", opts.consumerTimeout.Milliseconds())
+	}
+	if opts.maxMessageSize > 0 {
+		conf += fmt.Sprintf("max_message_size = %d\n", opts.maxMessageSize)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o644); err != nil {
 		return nil, err

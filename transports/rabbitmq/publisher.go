@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/busline/busline/transports"
 )
 
 // publisher is a handle on the transport's shared publishing channels.
@@ -25,15 +30,26 @@ var _ message.Publisher = (*publisher)(nil)
 // the groups bound to the exchange at that moment; with no group bound they
 // are dropped by RabbitMQ. A lane (a topic ending in .retry or .poison) is
 // different: its publishes are mandatory and always confirmed, and one that
-// no queue takes fails with ErrUnroutable. Publish waits for a connection
-// while reconnecting, up to Config.PublishTimeout or the first message's
-// context.
+// no queue takes fails with ErrUnroutable.
+//
+// Publish is bounded by the first message's context and
+// Config.PublishTimeout, whichever ends first, and returns within a few
+// milliseconds of that deadline whatever the network and the broker do:
+// waiting for a connection while reconnecting, for a channel, for a
+// resource alarm to clear (ErrBlocked), for the socket or for the confirm.
+// Its error wraps transports.ErrMaybeSent when the broker may have stored
+// a message (written, not confirmed); one that does not means none of msgs
+// was stored. A message over Config.MaxMessageBytes is refused before
+// anything is sent (*transports.MessageTooLargeError).
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
-	if p.closed.Load() {
+	if p.closed.Load() || p.t.isClosed() {
 		return ErrClosed
 	}
 	if len(msgs) == 0 {
 		return nil
+	}
+	if err := p.t.checkSize(topic, msgs); err != nil {
+		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
 	if isLane(topic) {
 		return p.t.pool.publishLane(msgs[0].Context(), topic, msgs)
@@ -56,6 +72,11 @@ type publishPool struct {
 	slots []*publishSlot
 	next  atomic.Uint64
 
+	// large are the channels of publishes with a message over
+	// largeMessage: one call at a time each.
+	large     []*publishSlot
+	nextLarge atomic.Uint64
+
 	// mandatory are the channels of mandatory publishes (lanes, delays):
 	// one publish at a time each, so that a returned message belongs to it.
 	mandatory []*mandatorySlot
@@ -69,25 +90,30 @@ type publishPool struct {
 	delayDest map[string]uint64          // topic → generation its delivery binding was declared on
 }
 
-type publishSlot struct {
-	mu sync.Mutex
-	ch *amqp.Channel
-}
-
 func newPublishPool(cfg *Config, conn *connection) *publishPool {
 	p := &publishPool{
 		cfg: cfg, conn: conn,
 		slots:     make([]*publishSlot, cfg.PublishChannels),
+		large:     make([]*publishSlot, cfg.PublishChannels),
 		mandatory: make([]*mandatorySlot, cfg.PublishChannels),
 		declared:  map[string]uint64{}, lanes: map[string]map[string]bool{},
 		laneDecl: map[string]uint64{}, delayDest: map[string]uint64{},
 	}
 	for i := range p.slots {
 		p.slots[i] = &publishSlot{}
+		p.large[i] = &publishSlot{turn: make(chan struct{}, 1)}
 		p.mandatory[i] = &mandatorySlot{inFlight: make(chan struct{}, returnBuffer)}
 	}
 	return p
 }
+
+// largeMessage is the body size above which a publish goes to a channel
+// of its own (publishPool.large), one call at a time: a broker whose
+// max_message_size is below Config.MaxMessageBytes refuses such a message
+// by closing the channel it came on, and no other publish is on it. 128
+// KiB is far below any limit brokers are configured with in practice, and
+// above the messages that need the shared channels' concurrency.
+const largeMessage = 128 << 10
 
 func (p *publishPool) publish(parent context.Context, topic string, msgs []*message.Message) (err error) {
 	defer func() {
@@ -97,63 +123,196 @@ func (p *publishPool) publish(parent context.Context, topic string, msgs []*mess
 	}()
 	ctx, cancel := context.WithTimeout(parent, p.cfg.PublishTimeout)
 	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("rabbitmq: publish to %s: %w (nothing sent)", topic, err)
+	}
 	if err := p.declare(ctx, topic); err != nil {
-		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
+		return fmt.Errorf("rabbitmq: publish to %s: %w (nothing sent)", topic, err)
 	}
 	slot := p.slots[p.next.Add(1)%uint64(len(p.slots))]
-	ch, err := slot.channel(ctx, p)
+	if slices.ContainsFunc(msgs, func(m *message.Message) bool { return len(m.Payload) > largeMessage }) {
+		slot = p.large[p.nextLarge.Add(1)%uint64(len(p.large))]
+		select {
+		case slot.turn <- struct{}{}:
+			defer func() { <-slot.turn }()
+		case <-ctx.Done():
+			return fmt.Errorf("rabbitmq: publish to %s: waiting for a channel for large messages: %w (nothing sent)", topic, ctx.Err())
+		}
+	}
+	pc, err := slot.channel(ctx, p, false)
 	if err != nil {
-		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
+		return fmt.Errorf("rabbitmq: publish to %s: %w (nothing sent)", topic, err)
+	}
+	if err := p.conn.waitUnblocked(ctx); err != nil {
+		return fmt.Errorf("rabbitmq: publish to %s: %w (nothing sent)", topic, err)
 	}
 	exchange := ExchangeName(topic)
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
-	for _, m := range msgs {
-		pub := toPublishing(m, true, p.cfg.HeaderPrefix)
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, "", false, false, pub)
-		if err != nil {
-			return fmt.Errorf("rabbitmq: publish message %s to %s: %w (not sent; safe to retry)", m.UUID, topic, err)
-		}
-		if dc != nil {
+	var werr error
+	finished, started := sendBounded(ctx, func() {
+		for _, m := range msgs {
+			dc, err := pc.ch.PublishWithDeferredConfirm(exchange, "", false, false, toPublishing(m, true, p.cfg.HeaderPrefix))
+			if err != nil {
+				werr = err
+				return
+			}
 			confirms = append(confirms, dc)
 		}
+	})
+	if err := sendError(finished, started, werr, len(confirms), msgs, p.conn, ctx); err != nil {
+		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
-	for i, dc := range confirms {
-		ok, err := dc.WaitContext(ctx)
-		switch {
-		case err != nil:
-			return fmt.Errorf("rabbitmq: publish message %s to %s: no confirm from the broker: %w (it may or may not have the message; retrying can duplicate it)", msgs[i].UUID, topic, err)
-		case !ok:
-			return fmt.Errorf("rabbitmq: publish message %s to %s: %w", msgs[i].UUID, topic, errNotConfirmed)
-		}
+	if p.cfg.DisableConfirms {
+		return nil
+	}
+	if err := awaitConfirms(ctx, p.conn, pc, msgs, confirms, nil); err != nil {
+		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
 	return nil
 }
 
-var errNotConfirmed = errors.New("the broker did not confirm the message (nacked, or the channel closed first; retrying can duplicate it)")
+// Values of a sendBounded's state.
+const (
+	sendWaiting int32 = iota
+	sendStarted
+	sendAbandoned
+)
+
+// sendBounded runs write on a goroutine of its own and waits for it until
+// ctx ends: amqp091 writes to the socket without a deadline, and a write
+// blocks once the socket's buffers are full of bytes the broker does not
+// read (the network drops them, or a resource alarm made the broker stop
+// reading). finished reports whether write returned in time; started,
+// whether it began: once sendBounded gave up on a write that had not
+// begun, it never begins.
+func sendBounded(ctx context.Context, write func()) (finished, started bool) {
+	var state atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if state.CompareAndSwap(sendWaiting, sendStarted) {
+			write()
+		}
+	}()
+	select {
+	case <-done:
+		return true, true
+	case <-ctx.Done():
+		select {
+		case <-done:
+			return true, true
+		default:
+		}
+		return false, !state.CompareAndSwap(sendWaiting, sendAbandoned)
+	}
+}
+
+// sendError is the error of a sendBounded that wrote written of msgs, or
+// nil when it wrote them all. It wraps ErrMaybeSent unless nothing can
+// have reached the broker: the write never began, or the first message's
+// failed on a closed channel.
+func sendError(finished, started bool, werr error, written int, msgs []*message.Message, conn *connection, ctx context.Context) error {
+	switch {
+	case !finished && !started:
+		return fmt.Errorf("waiting to write to the broker: %w (nothing sent)", conn.withBlocked(ctx.Err()))
+	case !finished:
+		return transports.MaybeSent(fmt.Errorf("writing to the broker: %w", conn.withBlocked(ctx.Err())))
+	case werr == nil:
+		return nil
+	}
+	err := fmt.Errorf("publish message %s: %w", msgs[written].UUID, werr)
+	if written == 0 && errors.Is(werr, amqp.ErrClosed) {
+		return fmt.Errorf("%w (nothing sent)", err)
+	}
+	return transports.MaybeSent(err)
+}
+
+// awaitConfirms waits, until ctx ends, for the broker to confirm every one
+// of msgs, published on pc with confirms. An error wraps ErrMaybeSent
+// unless the broker stored none of msgs: it refused the first one (too
+// large), and so discarded those after it. refused, when not nil, is
+// called for a message the broker did not confirm, before pc is given up.
+func awaitConfirms(ctx context.Context, conn *connection, pc *pubChannel, msgs []*message.Message, confirms []*amqp.DeferredConfirmation, refused func()) error {
+	for i, dc := range confirms {
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			return transports.MaybeSent(fmt.Errorf("message %s: no confirm from the broker: %w", msgs[i].UUID, conn.withBlocked(err)))
+		}
+		if ok {
+			continue
+		}
+		if refused != nil {
+			refused()
+		}
+		reason := pc.closeReason()
+		if k, limit := tooLarge(reason, msgs[i:]); k >= 0 {
+			err := fmt.Errorf("message %s: the broker refused it, %w: %w (the broker's max_message_size, %d bytes, is below transport.rabbitmq.max_message_bytes: set it to at most that)",
+				msgs[i+k].UUID, transports.ErrTooLarge, reason, limit)
+			if i+k == 0 {
+				return fmt.Errorf("%w: nothing stored", err)
+			}
+			return transports.MaybeSent(err)
+		}
+		err = errNotConfirmed
+		if reason != nil {
+			err = fmt.Errorf("%w: the channel closed: %w", errNotConfirmed, reason)
+		}
+		return transports.MaybeSent(fmt.Errorf("message %s: %w", msgs[i].UUID, err))
+	}
+	return nil
+}
+
+// tooLarge reports which of msgs the broker refused with reason, a channel
+// close for a message over its max_message_size ("PRECONDITION_FAILED -
+// message size 2000 is larger than configured max size 1000"), and the
+// broker's limit; k is -1 when reason is not that, or none of msgs is
+// over the limit.
+func tooLarge(reason *amqp.Error, msgs []*message.Message) (k, limit int) {
+	if reason == nil || reason.Code != amqp.PreconditionFailed {
+		return -1, 0
+	}
+	_, after, ok := strings.Cut(reason.Reason, "max size ")
+	if !ok {
+		return -1, 0
+	}
+	limit, err := strconv.Atoi(strings.TrimSpace(after))
+	if err != nil {
+		return -1, 0
+	}
+	for k, m := range msgs {
+		if len(m.Payload) > limit {
+			return k, limit
+		}
+	}
+	return -1, limit
+}
+
+var errNotConfirmed = errors.New("the broker did not confirm the message (nacked, or the channel closed first)")
 
 // declare declares topic's exchange once per connection, on a channel of
 // its own: amqp091 does not keep an RPC such as exchange.declare from
 // slipping between the frames of a concurrent publish on the same channel,
-// which makes RabbitMQ close the whole connection (UNEXPECTED_FRAME).
+// which makes RabbitMQ close the whole connection (UNEXPECTED_FRAME). The
+// declaration is bounded by ctx and holds no lock while it waits for the
+// broker: concurrent first publishes to a topic may each declare it.
 func (p *publishPool) declare(ctx context.Context, topic string) error {
-	p.declareMu.Lock()
-	defer p.declareMu.Unlock()
-	conn, gen, err := p.conn.get(ctx)
+	_, gen, err := p.conn.get(ctx)
 	if err != nil {
 		return err
 	}
-	if p.declared[topic] == gen {
+	p.declareMu.Lock()
+	done := p.declared[topic] == gen
+	p.declareMu.Unlock()
+	if done {
 		return nil
 	}
-	ch, err := conn.Channel()
+	gen, err = p.conn.do(ctx, func(ch *amqp.Channel) error { return declareExchange(ch, topic) })
 	if err != nil {
-		return fmt.Errorf("open channel: %w", err)
-	}
-	defer ch.Close()
-	if err := declareExchange(ch, topic); err != nil {
 		return err
 	}
+	p.declareMu.Lock()
 	p.declared[topic] = gen
+	p.declareMu.Unlock()
 	return nil
 }
 
@@ -185,26 +344,31 @@ func (p *publishPool) declareLane(ctx context.Context, topic string) error {
 	if err := p.declare(ctx, topic); err != nil {
 		return err
 	}
-	p.declareMu.Lock()
-	defer p.declareMu.Unlock()
-	conn, gen, err := p.conn.get(ctx)
+	_, gen, err := p.conn.get(ctx)
 	if err != nil {
 		return err
 	}
-	if len(p.lanes[topic]) == 0 || p.laneDecl[topic] == gen {
+	p.declareMu.Lock()
+	groups := slices.Collect(maps.Keys(p.lanes[topic]))
+	done := len(groups) == 0 || p.laneDecl[topic] == gen
+	p.declareMu.Unlock()
+	if done {
 		return nil
 	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("open channel: %w", err)
-	}
-	defer ch.Close()
-	for group := range p.lanes[topic] {
-		if err := declareGroup(ch, p.cfg, topic, group); err != nil {
-			return err
+	gen, err = p.conn.do(ctx, func(ch *amqp.Channel) error {
+		for _, group := range groups {
+			if err := declareGroup(ch, p.cfg, topic, group); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	p.declareMu.Lock()
 	p.laneDecl[topic] = gen
+	p.declareMu.Unlock()
 	return nil
 }
 
@@ -217,8 +381,11 @@ func (p *publishPool) publishLane(parent context.Context, topic string, msgs []*
 	}()
 	ctx, cancel := context.WithTimeout(parent, p.cfg.PublishTimeout)
 	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("rabbitmq: publish to lane %s: %w (nothing sent)", topic, err)
+	}
 	if err := p.declareLane(ctx, topic); err != nil {
-		return fmt.Errorf("rabbitmq: publish to lane %s: %w", topic, err)
+		return fmt.Errorf("rabbitmq: publish to lane %s: %w (nothing sent)", topic, err)
 	}
 	pubs := make([]amqp.Publishing, len(msgs))
 	for i, m := range msgs {
@@ -254,28 +421,23 @@ const publishIDHeader = "busline_rabbitmq_publish_id"
 // buffer or already moved to returned.
 type mandatorySlot struct {
 	inFlight chan struct{} // one token per publish in flight
+	slot     publishSlot
 
-	mu  sync.Mutex
-	cur *mandatoryChannel
+	mu  sync.Mutex // the publish ids and the channels' returned
 	seq uint64
-}
-
-// mandatoryChannel is one channel of a mandatorySlot with its returns,
-// replaced as a whole when the channel closes. Guarded by the slot's mu.
-type mandatoryChannel struct {
-	ch       *amqp.Channel
-	returns  chan amqp.Return
-	returned map[string]amqp.Return // by publish id, drained from returns
 }
 
 // publishMandatory publishes pubs to exchange with routing key key,
 // mandatory, and returns once RabbitMQ confirmed every one and returned
-// none.
+// none. Its errors wrap ErrMaybeSent as Publish's do.
 func (p *publishPool) publishMandatory(ctx context.Context, exchange, key string, msgs []*message.Message, pubs []amqp.Publishing) error {
 	for start := 0; start < len(pubs); start += returnBuffer {
 		end := min(start+returnBuffer, len(pubs))
 		slot := p.mandatory[p.nextMand.Add(1)%uint64(len(p.mandatory))]
 		if err := slot.publish(ctx, p, exchange, key, msgs[start:end], pubs[start:end]); err != nil {
+			if start > 0 {
+				return transports.MaybeSent(err) // the messages before are stored
+			}
 			return err
 		}
 	}
@@ -294,92 +456,112 @@ func (s *mandatorySlot) publish(ctx context.Context, p *publishPool, exchange, k
 		case s.inFlight <- struct{}{}:
 			acquired++
 		case <-ctx.Done():
-			return fmt.Errorf("waiting to publish: %w (not sent; safe to retry)", ctx.Err())
+			return fmt.Errorf("waiting to publish: %w (nothing sent)", ctx.Err())
 		}
 	}
-	mc, ids, confirms, err := s.send(ctx, p, exchange, key, msgs, pubs)
+	pc, err := s.slot.channel(ctx, p, true)
 	if err != nil {
+		return fmt.Errorf("%w (nothing sent)", err)
+	}
+	if err := p.conn.waitUnblocked(ctx); err != nil {
+		return fmt.Errorf("%w (nothing sent)", err)
+	}
+	ids := make([]string, 0, len(pubs))
+	confirms := make([]*amqp.DeferredConfirmation, 0, len(pubs))
+	var werr error
+	finished, started := sendBounded(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, pub := range pubs {
+			s.seq++
+			id := strconv.FormatUint(s.seq, 10)
+			pub.Headers[publishIDHeader] = id
+			dc, err := pc.ch.PublishWithDeferredConfirm(exchange, key, true, false, pub)
+			if err != nil {
+				werr = err
+				return
+			}
+			ids = append(ids, id)
+			confirms = append(confirms, dc)
+		}
+	})
+	if err := sendError(finished, started, werr, len(confirms), msgs, p.conn, ctx); err != nil {
+		// A return may come later and must not stay behind: start the
+		// channel over (the other publishes on it fail, unconfirmed).
+		s.slot.drop(pc)
 		return err
 	}
-	for i, dc := range confirms {
-		select {
-		case <-dc.Done():
-		case <-ctx.Done():
-			// Its return may come later and must not stay behind: start the
-			// channel over (the other publishes on it fail, unconfirmed).
-			s.abandon(mc)
-			return fmt.Errorf("publish message %s: no confirm from the broker: %w (it may or may not have the message; retrying can duplicate it)", msgs[i].UUID, ctx.Err())
-		}
-		if !dc.Acked() {
-			s.abandon(mc)
-			return fmt.Errorf("publish message %s: %w", msgs[i].UUID, errNotConfirmed)
-		}
+	if err := awaitConfirms(ctx, p.conn, pc, msgs, confirms, func() { s.slot.drop(pc) }); err != nil {
+		s.slot.drop(pc)
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mc.drain()
+	pc.drain()
 	var first *amqp.Return
 	n := 0
 	for _, id := range ids {
-		if r, ok := mc.returned[id]; ok {
-			delete(mc.returned, id)
+		if r, ok := pc.returned[id]; ok {
+			delete(pc.returned, id)
 			n++
 			if first == nil {
 				first = &r
 			}
 		}
 	}
-	if n > 0 {
+	switch {
+	case n == len(pubs):
 		return fmt.Errorf("%w (exchange %q, %d of %d messages returned: %d %s)", ErrUnroutable, first.Exchange, n, len(pubs), first.ReplyCode, first.ReplyText)
+	case n > 0:
+		return transports.MaybeSent(fmt.Errorf("%w (exchange %q, %d of %d messages returned: %d %s; the others are stored)", ErrUnroutable, first.Exchange, n, len(pubs), first.ReplyCode, first.ReplyText))
 	}
 	return nil
 }
 
-// send publishes pubs, each with an id of its own, on the slot's channel,
-// opening it as needed.
-func (s *mandatorySlot) send(ctx context.Context, p *publishPool, exchange, key string, msgs []*message.Message, pubs []amqp.Publishing) (*mandatoryChannel, []string, []*amqp.DeferredConfirmation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur == nil || s.cur.ch.IsClosed() {
-		ch, _, err := p.conn.channel(ctx)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		// Confirms even with Config.DisableConfirms: they are what tells a
-		// return apart from a stored message.
-		if err := ch.Confirm(false); err != nil {
-			_ = ch.Close()
-			return nil, nil, nil, fmt.Errorf("put channel in confirm mode: %w", err)
-		}
-		s.cur = &mandatoryChannel{ch: ch, returns: ch.NotifyReturn(make(chan amqp.Return, returnBuffer)), returned: map[string]amqp.Return{}}
-	}
-	mc := s.cur
-	ids := make([]string, len(pubs))
-	confirms := make([]*amqp.DeferredConfirmation, len(pubs))
-	for i, pub := range pubs {
-		s.seq++
-		ids[i] = strconv.FormatUint(s.seq, 10)
-		pub.Headers[publishIDHeader] = ids[i]
-		dc, err := mc.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, pub)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("publish message %s: %w (not confirmed; retrying can duplicate the messages before it)", msgs[i].UUID, err)
-		}
-		confirms[i] = dc
-	}
-	return mc, ids, confirms, nil
+// pubChannel is an open publishing channel with what the broker said on
+// it. A slot replaces it as a whole when it closes.
+type pubChannel struct {
+	ch     *amqp.Channel
+	closes chan *amqp.Error
+
+	// Mandatory channels only: the returns, and those drained from them
+	// by publish id, guarded by the mandatorySlot's mu.
+	returns  chan amqp.Return
+	returned map[string]amqp.Return
+
+	mu     sync.Mutex
+	reason *amqp.Error // why the broker closed the channel, once read
 }
 
-// drain moves the returns received so far into returned. The slot's mu is
-// held.
-func (mc *mandatoryChannel) drain() {
+// closeReason returns the error the broker closed the channel with, or
+// nil while it is open or when it closed without one. amqp091 hands it
+// over before it fails the channel's pending confirms.
+func (pc *pubChannel) closeReason() *amqp.Error {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.reason == nil {
+		select {
+		case e, ok := <-pc.closes:
+			if ok {
+				pc.reason = e
+			}
+		default:
+		}
+	}
+	return pc.reason
+}
+
+// drain moves the returns received so far into returned. The
+// mandatorySlot's mu is held.
+func (pc *pubChannel) drain() {
 	for {
 		select {
-		case r, ok := <-mc.returns:
+		case r, ok := <-pc.returns:
 			if !ok {
 				return
 			}
 			if id, ok := r.Headers[publishIDHeader].(string); ok {
-				mc.returned[id] = r
+				pc.returned[id] = r
 			}
 		default:
 			return
@@ -387,53 +569,97 @@ func (mc *mandatoryChannel) drain() {
 	}
 }
 
-// abandon closes mc's channel; the slot opens a new one for the next
-// publish.
-func (s *mandatorySlot) abandon(mc *mandatoryChannel) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_ = mc.ch.Close()
-	if s.cur == mc {
-		s.cur = nil
-	}
+// publishSlot holds one publishing channel of the pool, opened when first
+// needed and again after it closed. One caller opens it while the others
+// wait, each until its own context ends; none holds mu while the broker is
+// asked anything.
+type publishSlot struct {
+	turn chan struct{} // large-message slots: held by the one call publishing on it; nil for the shared slots
+
+	mu      sync.Mutex
+	cur     *pubChannel
+	opening chan struct{} // closed when the open under way ended; nil when none is
 }
 
-// channel returns the slot's channel on the current connection, opening it
-// in confirm mode as needed. Only publishes use it.
-func (s *publishSlot) channel(ctx context.Context, p *publishPool) (*amqp.Channel, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ch == nil || s.ch.IsClosed() {
-		ch, _, err := p.conn.channel(ctx)
-		if err != nil {
-			return nil, err
+// channel returns the slot's open channel, opening it in confirm mode
+// (always for mandatory channels, else unless Config.DisableConfirms) as
+// needed.
+func (s *publishSlot) channel(ctx context.Context, p *publishPool, mandatory bool) (*pubChannel, error) {
+	for {
+		s.mu.Lock()
+		if s.cur != nil && !s.cur.ch.IsClosed() {
+			pc := s.cur
+			s.mu.Unlock()
+			return pc, nil
 		}
-		if !p.cfg.DisableConfirms {
-			if err := ch.Confirm(false); err != nil {
-				_ = ch.Close()
-				return nil, fmt.Errorf("put channel in confirm mode: %w", err)
+		if wait := s.opening; wait != nil {
+			s.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("waiting for a publishing channel to open: %w", p.conn.withBlocked(ctx.Err()))
 			}
 		}
-		s.ch = ch
+		wait := make(chan struct{})
+		s.opening = wait
+		s.mu.Unlock()
+		pc, err := p.openChannel(ctx, mandatory)
+		s.mu.Lock()
+		s.opening = nil
+		if err == nil {
+			s.cur = pc
+		}
+		s.mu.Unlock()
+		close(wait)
+		return pc, err
 	}
-	return s.ch, nil
 }
 
-func (p *publishPool) close() {
-	for _, s := range p.slots {
-		s.mu.Lock()
-		if s.ch != nil {
-			_ = s.ch.Close()
-			s.ch = nil
+// drop gives up pc: the slot opens a new channel for the next publish.
+func (s *publishSlot) drop(pc *pubChannel) {
+	s.mu.Lock()
+	if s.cur == pc {
+		s.cur = nil
+	}
+	s.mu.Unlock()
+	closeChannel(pc.ch)
+}
+
+// openChannel opens a publishing channel, bounded by ctx.
+func (p *publishPool) openChannel(ctx context.Context, mandatory bool) (*pubChannel, error) {
+	ch, _, err := p.conn.channel(ctx, func(ch *amqp.Channel) error {
+		// Mandatory channels confirm even with Config.DisableConfirms: a
+		// confirm is what tells a return apart from a stored message.
+		if mandatory || !p.cfg.DisableConfirms {
+			if err := ch.Confirm(false); err != nil {
+				return fmt.Errorf("put channel in confirm mode: %w", err)
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	pc := &pubChannel{ch: ch, closes: ch.NotifyClose(make(chan *amqp.Error, 1))}
+	if mandatory {
+		pc.returns = ch.NotifyReturn(make(chan amqp.Return, returnBuffer))
+		pc.returned = map[string]amqp.Return{}
+	}
+	return pc, nil
+}
+
+// close forgets the pool's channels; closing the connection, which
+// follows, closes them. (Closing each would wait for the broker's answer.)
+func (p *publishPool) close() {
+	for _, s := range slices.Concat(p.slots, p.large) {
+		s.mu.Lock()
+		s.cur = nil
 		s.mu.Unlock()
 	}
 	for _, s := range p.mandatory {
-		s.mu.Lock()
-		if s.cur != nil {
-			_ = s.cur.ch.Close()
-			s.cur = nil
-		}
-		s.mu.Unlock()
+		s.slot.mu.Lock()
+		s.slot.cur = nil
+		s.slot.mu.Unlock()
 	}
 }

@@ -172,7 +172,21 @@ func (c *consumer) run(ctx context.Context) {
 func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 	cfg := c.s.t.cfg
 	defer c.attempted() // whatever happened, the first attempt is over
-	ch, _, err := c.s.t.consumeConn.channel(ctx)
+	var deliveries <-chan amqp.Delivery
+	ch, _, err := c.s.t.consumeConn.channel(ctx, func(ch *amqp.Channel) error {
+		if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
+			return fmt.Errorf("set prefetch: %w", err)
+		}
+		if err := declareGroup(ch, cfg, c.topic, c.s.group); err != nil {
+			return err
+		}
+		d, err := ch.Consume(c.queue, c.tag, false, false, false, false, nil)
+		if err != nil {
+			return fmt.Errorf("consume queue %q: %w", c.queue, err)
+		}
+		deliveries = d
+		return nil
+	})
 	if err != nil {
 		return false, err
 	}
@@ -183,16 +197,6 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 		_ = ch.Close()
 		<-watched
 	}()
-	if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
-		return false, fmt.Errorf("set prefetch: %w", err)
-	}
-	if err := declareGroup(ch, cfg, c.topic, c.s.group); err != nil {
-		return false, err
-	}
-	deliveries, err := ch.Consume(c.queue, c.tag, false, false, false, false, nil)
-	if err != nil {
-		return false, fmt.Errorf("consume queue %q: %w", c.queue, err)
-	}
 	c.attempted()
 	for {
 		select {

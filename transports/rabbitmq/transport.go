@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/busline/busline/transports"
 )
@@ -97,6 +98,9 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		_ = pub.close()
 		return nil, err
 	}
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = defaultMaxMessageBytes(pub.serverVersion())
+	}
 	return &Transport{
 		cfg:         &cfg,
 		pubConn:     pub,
@@ -144,13 +148,28 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 }
 
 // Features reports persistent delivery, ordered per key for a single
-// consumer, and native delays (PublishDelayed) of up to MaxDelay.
+// consumer, native delays (PublishDelayed) of up to MaxDelay, and
+// Config.MaxMessageBytes.
 func (t *Transport) Features() transports.Features {
-	return transports.Features{Persistent: true, OrderedPerKey: true, NativeDelay: true, MaxDelay: MaxDelay}
+	return transports.Features{Persistent: true, OrderedPerKey: true, NativeDelay: true, MaxDelay: MaxDelay, MaxMessageBytes: t.cfg.MaxMessageBytes}
+}
+
+// checkSize refuses, before anything is sent, a message over
+// Config.MaxMessageBytes. Lanes are not checked: their messages are ones
+// the broker took before, with a few failure headers added, and the broker
+// checks only the body, which is unchanged; refusing them would leave a
+// message at the limit with nowhere to go.
+func (t *Transport) checkSize(topic string, msgs []*message.Message) error {
+	if isLane(topic) {
+		return nil
+	}
+	return transports.CheckSize(t.cfg.MaxMessageBytes, maxMessageBytesHint, msgs...)
 }
 
 // Health returns nil when both connections are open and a channel can be
-// opened on each, or an error that says what is wrong.
+// opened on each, or an error that says what is wrong: a connection down,
+// the broker blocking one for a resource alarm (wrapping ErrBlocked, with
+// the broker's reason), or no answer by ctx's deadline.
 func (t *Transport) Health(ctx context.Context) error {
 	if t.isClosed() {
 		return ErrClosed
@@ -162,11 +181,12 @@ func (t *Transport) Health(ctx context.Context) error {
 		if conn == nil || conn.IsClosed() {
 			return fmt.Errorf("rabbitmq: %s connection to %s is down, reconnecting", c.role, t.cfg.URL.String())
 		}
-		ch, _, err := c.channel(ctx)
-		if err != nil {
+		if err := c.blockedError(); err != nil {
+			return err
+		}
+		if _, err := c.do(ctx, nil); err != nil {
 			return redactError(err, t.cfg.URL.Reveal())
 		}
-		_ = ch.Close()
 	}
 	return nil
 }
@@ -181,13 +201,8 @@ func (t *Transport) ProvisionGroup(ctx context.Context, topic, group string) err
 	if t.isClosed() {
 		return ErrClosed
 	}
-	ch, _, err := t.pubConn.channel(ctx)
-	if err != nil {
+	if _, err := t.pubConn.do(ctx, func(ch *amqp.Channel) error { return declareGroup(ch, t.cfg, topic, group) }); err != nil {
 		return fmt.Errorf("rabbitmq: provision group %s on %s: %w", group, topic, err)
-	}
-	defer ch.Close()
-	if err := declareGroup(ch, t.cfg, topic, group); err != nil {
-		return fmt.Errorf("provision group %s on %s: %w", group, topic, err)
 	}
 	if isLaneOf(topic, group) {
 		t.pool.addLane(topic, group)
@@ -203,13 +218,14 @@ func (t *Transport) RemoveGroup(ctx context.Context, topic, group string) error 
 	if t.isClosed() {
 		return ErrClosed
 	}
-	ch, _, err := t.pubConn.channel(ctx)
+	_, err := t.pubConn.do(ctx, func(ch *amqp.Channel) error {
+		if _, err := ch.QueueDelete(QueueName(topic, group), false, false, false); err != nil {
+			return topologyError(fmt.Sprintf("delete queue %q", QueueName(topic, group)), err, "")
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("rabbitmq: remove group %s on %s: %w", group, topic, err)
-	}
-	defer ch.Close()
-	if _, err := ch.QueueDelete(QueueName(topic, group), false, false, false); err != nil {
-		return topologyError(fmt.Sprintf("delete queue %q", QueueName(topic, group)), err, "")
 	}
 	return nil
 }
