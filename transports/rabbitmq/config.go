@@ -61,8 +61,10 @@ type Config struct {
 	// attempt. Default: 10s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 
-	// ReconnectInitial is the first wait before reconnecting after the
-	// connection is lost; waits double up to ReconnectMax. Default: 100ms.
+	// ReconnectInitial is the first wait between attempts to reconnect
+	// after the connection is lost (the first attempt is at once); waits
+	// double, with 20% jitter, up to ReconnectMax. A consumer whose channel
+	// failed starts over after the same waits. Default: 100ms.
 	ReconnectInitial time.Duration `yaml:"reconnect_initial"`
 
 	// ReconnectMax caps the wait between reconnection attempts. Default: 5s.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -250,9 +251,10 @@ func amqpErr(e *amqp.Error) error {
 	return e
 }
 
-// reconnect dials with exponential backoff; ok is false when c closed.
+// reconnect dials until it succeeds, waiting between attempts from
+// Config.ReconnectInitial, doubling with 20% jitter up to
+// Config.ReconnectMax; ok is false when c closed.
 func (c *connection) reconnect() (conn *amqp.Connection, ok bool) {
-	wait := c.cfg.ReconnectInitial
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -262,24 +264,32 @@ func (c *connection) reconnect() (conn *amqp.Connection, ok bool) {
 		case <-ctx.Done():
 		}
 	}()
-	for {
-		select {
-		case <-c.closing:
-			return nil, false
-		case <-time.After(wait):
-		}
-		conn, err := c.dial(ctx)
-		if err == nil {
-			select {
-			case <-c.closing:
-				_ = conn.Close()
-				return nil, false
-			default:
-				return conn, true
-			}
-		}
-		c.cfg.Logger.Debug("rabbitmq: reconnect failed", "role", c.role, "error", err, "retry_in", wait)
-		wait = min(wait*2, c.cfg.ReconnectMax)
+	conn, err := backoff.Retry(ctx, func() (*amqp.Connection, error) { return c.dial(ctx) },
+		backoff.WithBackOff(reconnectBackoff(c.cfg)),
+		backoff.WithMaxElapsedTime(0), // until it works or c closes
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			c.cfg.Logger.Debug("rabbitmq: reconnect failed", "role", c.role, "error", err, "retry_in", wait)
+		}))
+	if err != nil {
+		return nil, false // only c closing ends the retries
+	}
+	select {
+	case <-c.closing:
+		_ = conn.CloseDeadline(time.Now().Add(closeWait))
+		return nil, false
+	default:
+		return conn, true
+	}
+}
+
+// reconnectBackoff is the backoff between attempts to reconnect, and
+// between a consumer's attempts to start over.
+func reconnectBackoff(cfg *Config) *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{
+		InitialInterval:     cfg.ReconnectInitial,
+		RandomizationFactor: 0.2,
+		Multiplier:          2,
+		MaxInterval:         cfg.ReconnectMax,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func TestSettlerMultipleAckNeverCoversPendingNack(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// A zero backoff fires each nack timer at once, concurrently with the
 	// acks that follow it: the widest overlap.
-	st := newSettler(b, 4, &nackBackoff{base: 0, max: 0, counts: map[string]int{}}, log, "q")
+	st := newSettler(b, 4, newNackBackoff(0, 0), log, "q")
 	const n = 4000
 	want := map[uint64]string{}
 	for tag := uint64(1); tag <= n; tag++ {
@@ -91,5 +92,27 @@ func TestSettlerMultipleAckNeverCoversPendingNack(t *testing.T) {
 		if got := b.settled[tag]; got != w {
 			t.Errorf("delivery %d was %q at the broker, want %s", tag, got, w)
 		}
+	}
+}
+
+// The delay before a nacked message's redelivery starts at the base and
+// doubles with each consecutive nack of it, up to the maximum, and starts
+// over once it is acked (forget).
+func TestNackBackoffDoubles(t *testing.T) {
+	b := newNackBackoff(100*time.Millisecond, time.Second)
+	var got []time.Duration
+	for range 6 {
+		got = append(got, b.next("m"))
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
+	if !slices.Equal(got, want) {
+		t.Errorf("delays %v, want %v", got, want)
+	}
+	if d := b.next("other"); d != 100*time.Millisecond {
+		t.Errorf("another message's first delay %v, want 100ms", d)
+	}
+	b.forget("m")
+	if d := b.next("m"); d != 100*time.Millisecond {
+		t.Errorf("first delay after forget %v, want 100ms", d)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -143,26 +144,30 @@ type consumer struct {
 // attempted closes c.started, once.
 func (c *consumer) attempted() { c.startedOnce.Do(func() { close(c.started) }) }
 
-// run consumes until ctx is done, starting over after a lost channel.
+// run consumes until ctx is done, starting over after a lost channel with
+// the reconnection's backoff (reconnectBackoff), from its first wait again
+// once a message came through.
 func (c *consumer) run(ctx context.Context) {
 	cfg := c.s.t.cfg
-	wait := cfg.ReconnectInitial
-	for {
+	b := reconnectBackoff(cfg)
+	_, _ = backoff.Retry(ctx, func() (struct{}, error) {
 		delivered, err := c.consume(ctx)
 		if ctx.Err() != nil {
-			return
+			return struct{}{}, backoff.Permanent(ctx.Err())
 		}
 		if delivered {
-			wait = cfg.ReconnectInitial
+			b.Reset()
 		}
-		cfg.Logger.Warn("rabbitmq: consumer stopped, starting over", "queue", c.queue, "error", redactError(err, cfg.URL.Reveal()), "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
+		if err == nil {
+			err = errors.New("the consumer stopped")
 		}
-		wait = min(wait*2, cfg.ReconnectMax)
-	}
+		return struct{}{}, err
+	},
+		backoff.WithBackOff(b),
+		backoff.WithMaxElapsedTime(0), // until ctx is done
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			cfg.Logger.Warn("rabbitmq: consumer stopped, starting over", "queue", c.queue, "error", redactError(err, cfg.URL.Reveal()), "retry_in", wait)
+		}))
 }
 
 // consume opens a channel, re-declares the topology and consumes until the
@@ -398,28 +403,30 @@ func (st *settler) stop() {
 type nackBackoff struct {
 	base, max time.Duration
 	mu        sync.Mutex
-	counts    map[string]int
+	counts    map[string]*backoff.ExponentialBackOff // by message id
+}
+
+func newNackBackoff(base, max time.Duration) *nackBackoff {
+	return &nackBackoff{base: base, max: max, counts: map[string]*backoff.ExponentialBackOff{}}
 }
 
 // maxTracked bounds nackBackoff's memory: past it, the counts start over.
 const maxTracked = 10000
 
+// next is the delay before the redelivery of the message id nacked now:
+// base, doubling at each consecutive nack, up to max.
 func (b *nackBackoff) next(id string) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.counts) >= maxTracked {
 		clear(b.counts)
 	}
-	n := b.counts[id]
-	b.counts[id] = n + 1
-	d := b.base
-	for range n {
-		d *= 2
-		if d >= b.max {
-			return b.max
-		}
+	eb := b.counts[id]
+	if eb == nil {
+		eb = &backoff.ExponentialBackOff{InitialInterval: b.base, Multiplier: 2, MaxInterval: b.max}
+		b.counts[id] = eb
 	}
-	return d
+	return eb.NextBackOff()
 }
 
 func (b *nackBackoff) forget(id string) {

@@ -143,7 +143,7 @@ func (t *Transport) Subscriber(group string) (message.Subscriber, error) {
 		t:       t,
 		group:   group,
 		closing: make(chan struct{}),
-		nacks:   &nackBackoff{base: t.cfg.NackDelay, max: t.cfg.NackDelayMax, counts: map[string]int{}},
+		nacks:   newNackBackoff(t.cfg.NackDelay, t.cfg.NackDelayMax),
 	}, nil
 }
 
