@@ -49,10 +49,11 @@ type Config struct {
 	// TLS configures TLS to Redis. Default: off (on for rediss:// URLs).
 	TLS TLSConfig `yaml:"tls"`
 
-	// PoolSize is the most connections kept per node. Each subscription
-	// holds one while it waits for entries, so it must exceed the number of
-	// subscriptions (bus concurrency counts each). Default: go-redis's, 10
-	// per CPU.
+	// PoolSize is the most connections kept per node. Each topic a
+	// subscriber consumes holds one while it waits for entries (a bus
+	// subscription consumes its topic and its retry lane, whatever its
+	// concurrency), so it must exceed the number of those. Default:
+	// go-redis's, 10 per CPU.
 	PoolSize int `yaml:"pool_size"`
 
 	// MinIdleConns is how many idle connections are kept open. Default: 0.

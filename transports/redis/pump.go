@@ -363,6 +363,53 @@ func (p *pump) consume(ctx context.Context, handle func(*message.Message)) {
 	}
 }
 
+// consumeConcurrent calls handle with each entry until ctx is done, with up
+// to limit of them unsettled, and returns once every one handed out was
+// settled, or, when the pump stops first (the subscriber or transport
+// closes), left pending for release to hand back.
+func (p *pump) consumeConcurrent(ctx context.Context, limit int, handle func(*message.Message)) {
+	var unsettled sync.WaitGroup
+	defer unsettled.Wait()
+	slots := make(chan struct{}, limit)
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		e, ok := p.next(ctx)
+		if !ok {
+			return
+		}
+		if ctx.Err() != nil {
+			p.requeue(e) // taken as the subscription ended
+			return
+		}
+		msg := p.open(e)
+		if msg == nil {
+			<-slots
+			continue
+		}
+		msg.SetContext(ctx)
+		unsettled.Go(func() {
+			defer func() { <-slots }()
+			select {
+			case <-msg.Acked():
+				p.ack(e.ID)
+			case <-msg.Nacked():
+				p.nack(e)
+			case <-p.ctx.Done():
+				select {
+				case <-msg.Acked():
+					p.ack(e.ID)
+				default: // left pending: release hands it back
+				}
+			}
+		})
+		handle(msg)
+	}
+}
+
 // deliver hands e to the consumer and waits for the outcome. It returns
 // false when ctx ended first; e was then neither acked nor nacked.
 func (p *pump) deliver(ctx context.Context, e goredis.XMessage, out chan<- *message.Message) bool {

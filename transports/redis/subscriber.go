@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busline/busline/transports"
 )
 
 type subscriber struct {
@@ -19,7 +21,11 @@ type subscriber struct {
 	wg     sync.WaitGroup
 }
 
-var _ message.SubscribeInitializer = (*subscriber)(nil)
+var (
+	_ message.SubscribeInitializer  = (*subscriber)(nil)
+	_ transports.Consumer           = (*subscriber)(nil)
+	_ transports.ConcurrentConsumer = (*subscriber)(nil)
+)
 
 // SubscribeInitialize creates the group on topic's stream, reading from its
 // start.
@@ -51,6 +57,24 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*message.Message)) (<-chan struct{}, error) {
 	done := make(chan struct{})
 	err := s.attach(ctx, topic, func(wctx context.Context, p *pump) { p.consume(wctx, handle) }, func() { close(done) })
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// ConsumeConcurrent is Consume with up to limit messages unsettled, settled
+// in any order: see transports.ConcurrentConsumer. It counts as one worker
+// of the topic's consumer, so with no other Subscribe or Consume of the
+// topic on this subscriber it keeps stream order as one worker does (see
+// the package documentation, "Ordering"): a nacked message is delivered
+// again before any later one. Acks are batched into XACKs as for Consume,
+// whatever their order. A message unsettled when the subscriber or the
+// transport closes is handed back to the group.
+func (s *subscriber) ConsumeConcurrent(ctx context.Context, topic string, limit int, handle func(*message.Message)) (<-chan struct{}, error) {
+	limit = max(limit, 1)
+	done := make(chan struct{})
+	err := s.attach(ctx, topic, func(wctx context.Context, p *pump) { p.consumeConcurrent(wctx, limit, handle) }, func() { close(done) })
 	if err != nil {
 		return nil, err
 	}
