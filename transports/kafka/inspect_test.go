@@ -134,3 +134,28 @@ func exists(t *testing.T, addrs []string, topic string) bool {
 	}
 	return topics.Has(topic)
 }
+
+// TestProvisionAfterRemoveGroup: a group removed and provisioned again is
+// listed again (the transport does not remember it as provisioned).
+func TestProvisionAfterRemoveGroup(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	tr := open(t, testConfig(c.ListenAddrs()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topic, group := unique("reprovision"), "tail-2"
+	for round := range 2 {
+		if err := tr.ProvisionGroup(ctx, topic, group); err != nil {
+			t.Fatal(err)
+		}
+		if groups, err := tr.Groups(ctx, topic); err != nil || !slices.Equal(groups, []string{group}) {
+			t.Fatalf("round %d: Groups after ProvisionGroup = %v, %v; want [%s]", round, groups, err, group)
+		}
+		if err := tr.RemoveGroup(ctx, topic, group); err != nil {
+			t.Fatal(err)
+		}
+		if groups, err := tr.Groups(ctx, topic); err != nil || len(groups) != 0 {
+			t.Fatalf("round %d: Groups after RemoveGroup = %v, %v; want none", round, groups, err)
+		}
+	}
+}

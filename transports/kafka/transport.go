@@ -367,6 +367,13 @@ func (t *Transport) RemoveGroup(ctx context.Context, topic, group string) error 
 	}, backoff.WithBackOff(removeBackOff()), backoff.WithMaxElapsedTime(0))
 	switch {
 	case err == nil:
+		t.mu.Lock()
+		for key := range t.provisioned {
+			if strings.HasSuffix(key, "\x00"+id) {
+				delete(t.provisioned, key) // provisioning it again commits again
+			}
+		}
+		t.mu.Unlock()
 		return nil
 	case ctx.Err() != nil && busy != nil:
 		return fmt.Errorf("kafka transport: delete consumer group %s: it still has members: %w", id, ctx.Err())
