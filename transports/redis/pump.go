@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/cenkalti/backoff/v5"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/busline/busline/transports"
@@ -41,8 +42,8 @@ type pump struct {
 	wake     chan struct{}      // closed and replaced when queue grows
 	acks     []string           // acked, not yet XACKed
 	firstAck time.Time
-	retries  []retry        // nacked entries by due time
-	nacks    map[string]int // consecutive nacks per entry id
+	retries  []retry                                // nacked entries by due time
+	nacks    map[string]*backoff.ExponentialBackOff // the redelivery delays of entries nacked in a row, by id
 	held     map[string]struct{}
 	workers  atomic.Int32 // changed under the subscriber's mutex
 
@@ -66,7 +67,7 @@ func newPump(t *Transport, topic, group, consumer string) *pump {
 		t: t, cfg: &t.cfg, ctx: ctx, cancel: cancel,
 		topic: topic, stream: t.Stream(topic), group: group, consumer: consumer,
 		done: make(chan struct{}), kick: make(chan struct{}, 1), wake: make(chan struct{}),
-		nacks: map[string]int{}, held: map[string]struct{}{},
+		nacks: map[string]*backoff.ExponentialBackOff{}, held: map[string]struct{}{},
 		recovering: true, pelStart: "0", claimStart: "0-0",
 		startup: true, startupUntil: time.Now().Add(t.cfg.ConsumerTTL + t.cfg.ClaimInterval),
 	}
@@ -101,7 +102,10 @@ func (p *pump) run() {
 	defer wg.Wait()
 	defer p.finalFlush()
 
-	backoff := 100 * time.Millisecond
+	// Read failures (Redis down, restarting) are retried after 100ms,
+	// doubling to 2s, with jitter so that a Redis that comes back is not
+	// hit by every consumer at once.
+	readRetry := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 2 * time.Second}
 	for p.ctx.Err() == nil {
 		p.maybeFlush()
 		p.promoteRetries()
@@ -120,14 +124,14 @@ func (p *pump) run() {
 				p.t.groupLost(p.ctx, p.stream, p.group, err)
 				continue
 			}
-			p.cfg.Logger.Warn("redis transport: read failed; retrying", "stream", p.stream, "group", p.group, "consumer", p.consumer, "err", p.t.redact(err), "retry_in", backoff)
-			if !p.sleep(backoff) {
+			wait := readRetry.NextBackOff()
+			p.cfg.Logger.Warn("redis transport: read failed; retrying", "stream", p.stream, "group", p.group, "consumer", p.consumer, "err", p.t.redact(err), "retry_in", wait)
+			if !p.sleep(wait) {
 				return
 			}
-			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		readRetry.Reset()
 		if len(batch) == 0 && queued > 0 {
 			// Nothing new, and the workers are busy: wait for them.
 			p.pause(wait)
@@ -490,21 +494,16 @@ func (p *pump) ack(id string) {
 }
 
 // nack schedules e for redelivery after NackDelay, doubled per consecutive
-// nack of e up to NackDelayMax.
+// nack of e up to NackDelayMax, without jitter.
 func (p *pump) nack(e goredis.XMessage) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := p.nacks[e.ID]
-	p.nacks[e.ID] = n + 1
-	d := p.cfg.NackDelay
-	for range min(n, 30) {
-		d *= 2
-		if d >= p.cfg.NackDelayMax {
-			break
-		}
+	b := p.nacks[e.ID]
+	if b == nil {
+		b = &backoff.ExponentialBackOff{InitialInterval: p.cfg.NackDelay, Multiplier: 2, MaxInterval: p.cfg.NackDelayMax}
+		p.nacks[e.ID] = b
 	}
-	d = min(d, p.cfg.NackDelayMax)
-	rt := retry{entry: e, due: time.Now().Add(d)}
+	rt := retry{entry: e, due: time.Now().Add(b.NextBackOff())}
 	i, _ := slices.BinarySearchFunc(p.retries, rt.due, func(x retry, due time.Time) int { return x.due.Compare(due) })
 	p.retries = slices.Insert(p.retries, i, rt)
 	p.signal()
