@@ -66,8 +66,9 @@ func (t *timeouts) forget(id string) {
 }
 
 // watchTimeout counts the delivery in the handler when the broker closes ch
-// for consumer_timeout. It returns when ch closes.
-func (c *consumer) watchTimeout(ch *amqp.Channel) (done <-chan struct{}) {
+// for consumer_timeout: the oldest of f, those handed out and unsettled.
+// It returns when ch closes.
+func (c *consumer) watchTimeout(ch *amqp.Channel, f *inflight) (done <-chan struct{}) {
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	d := make(chan struct{})
 	go func() {
@@ -76,9 +77,7 @@ func (c *consumer) watchTimeout(ch *amqp.Channel) (done <-chan struct{}) {
 		if !ok || !isConsumerTimeout(e) {
 			return
 		}
-		c.mu.Lock()
-		id := c.current
-		c.mu.Unlock()
+		id := f.oldest()
 		cfg := c.s.t.cfg
 		if id == "" {
 			cfg.Logger.Warn("rabbitmq: the broker closed the consumer's channel for consumer_timeout", "queue", c.queue, "error", e)

@@ -107,6 +107,15 @@
 // no multiple-ack covers it: a delivery leaves the waiting set only with its
 // nack frame sent, under the same lock as the acks.
 //
+// Subscribers are transports.ConcurrentConsumer: the bus's concurrency: N
+// runs one consumer per topic whose messages its N workers handle in
+// parallel by key, settled out of order. AMQP acknowledges each delivery by
+// its tag, so there every ack goes out by itself as its message settles,
+// never as a multiple-ack, which would cover a message still in flight.
+// The consumer's prefetch is then at least the number of messages in
+// flight. Once the bus stops, the channel stays open until the messages in
+// flight are settled, so that their acks reach the broker.
+//
 // RabbitMQ takes a delivery back when it stays unacked past the broker's
 // consumer_timeout (Config.ConsumerTimeout says what it is set to; 30
 // minutes by default): it closes the channel and redelivers the message,
@@ -128,10 +137,11 @@
 // messages in publish order. Redelivery reorders: a nacked message goes back
 // to its place in the queue, but the messages already prefetched
 // (Config.Prefetch) are handled before it; with Prefetch 1 order holds across
-// nacks. Several consumers of a group (bus concurrency > 1, several
-// instances) handle messages in parallel, so order per key holds only with
-// one. The failure pipeline's delayed lanes reorder a failed message after
-// later ones.
+// nacks. The bus's concurrency: N keeps it per key (ce_partitionkey): one
+// consumer hands the messages of a key, in delivery order, to one worker
+// at a time. Several consumers of a group (several instances) handle
+// messages in parallel, so order per key holds only with one. The failure
+// pipeline's delayed lanes reorder a failed message after later ones.
 //
 // # Failure handling
 //

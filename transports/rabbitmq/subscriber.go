@@ -29,8 +29,10 @@ type subscriber struct {
 }
 
 var (
-	_ message.Subscriber           = (*subscriber)(nil)
-	_ message.SubscribeInitializer = (*subscriber)(nil)
+	_ message.Subscriber            = (*subscriber)(nil)
+	_ message.SubscribeInitializer  = (*subscriber)(nil)
+	_ transports.Consumer           = (*subscriber)(nil)
+	_ transports.ConcurrentConsumer = (*subscriber)(nil)
 )
 
 // SubscribeInitialize declares the group's queue on topic, like
@@ -60,6 +62,30 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*message.Message)) (<-chan struct{}, error) {
 	done := make(chan struct{})
 	err := s.start(ctx, topic, &consumer{handle: handle}, func() { close(done) })
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// ConsumeConcurrent is Consume with up to limit messages handed out and
+// not yet settled, settled in any order: see transports.ConcurrentConsumer.
+// AMQP acknowledges each delivery by its tag, so every ack and nack goes
+// out as the message settles, one by one (never a multiple-ack, which
+// would cover a message still in flight). The consumer's prefetch is
+// Config.Prefetch, or limit when larger, so that limit messages can be in
+// flight. Once ctx is done no message is handed out, and the channel stays
+// open until every message handed out is settled, so that their acks reach
+// the broker; a message unsettled when the subscriber or the transport
+// closes goes back to the queue.
+func (s *subscriber) ConsumeConcurrent(ctx context.Context, topic string, limit int, handle func(*message.Message)) (<-chan struct{}, error) {
+	limit = min(max(limit, 1), 65535)
+	done := make(chan struct{})
+	c := &consumer{handle: handle, limit: limit, slots: make(chan struct{}, limit)}
+	err := s.start(ctx, topic, c, func() {
+		c.waiters.Wait()
+		close(done)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +150,8 @@ func (s *subscriber) Close() error {
 	return nil
 }
 
-// consumer is one Subscribe or Consume call: it hands messages out on out,
-// or to handle.
+// consumer is one Subscribe, Consume or ConsumeConcurrent call: it hands
+// messages out on out, or to handle.
 type consumer struct {
 	s      *subscriber
 	topic  string
@@ -134,8 +160,12 @@ type consumer struct {
 	out    chan *message.Message
 	handle func(*message.Message)
 
-	mu      sync.Mutex
-	current string // id of the message handed out and not yet settled
+	// ConsumeConcurrent only: limit is how many messages may be handed
+	// out and unsettled at once, slots holds a token for each, and waiters
+	// counts the goroutines waiting for their settlement.
+	limit   int
+	slots   chan struct{}
+	waiters sync.WaitGroup
 
 	started     chan struct{} // closed after the first attempt to consume
 	startedOnce sync.Once
@@ -178,8 +208,9 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 	cfg := c.s.t.cfg
 	defer c.attempted() // whatever happened, the first attempt is over
 	var deliveries <-chan amqp.Delivery
+	prefetch := min(max(cfg.Prefetch, c.limit), 65535)
 	ch, _, err := c.s.t.consumeConn.channel(ctx, func(ch *amqp.Channel) error {
-		if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
+		if err := ch.Qos(prefetch, 0, false); err != nil {
 			return fmt.Errorf("set prefetch: %w", err)
 		}
 		if err := declareGroup(ch, cfg, c.topic, c.s.group); err != nil {
@@ -196,8 +227,12 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 		return false, err
 	}
 	st := newSettler(ch, max(1, cfg.Prefetch/2), c.s.nacks, cfg.Logger, c.queue)
-	watched := c.watchTimeout(ch)
+	st.single = c.limit > 0 // settled out of order: no multiple-ack
+	f := &inflight{ids: map[uint64]string{}}
+	watched := c.watchTimeout(ch, f)
+	var outstanding sync.WaitGroup // ConsumeConcurrent's messages of ch not yet settled
 	defer func() {
+		c.awaitSettled(ch, &outstanding)
 		st.stop() // handled messages must not come back after a clean stop
 		_ = ch.Close()
 		<-watched
@@ -218,16 +253,17 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 				return delivered, fmt.Errorf("the broker cancelled the consumer of queue %q (was it deleted?); re-declaring it", c.queue)
 			}
 			delivered = true
-			if !c.deliver(ctx, &d, st) {
+			if !c.deliver(ctx, ch, &d, st, f, &outstanding) {
 				return delivered, nil
 			}
 		}
 	}
 }
 
-// deliver hands one message out and settles it with the broker; false when
-// ctx ended first, leaving the message to the channel's close.
-func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, st *settler) bool {
+// deliver hands one message of ch out and settles it with the broker;
+// false when ctx ended first, leaving the message to the channel's close.
+// f tracks the messages handed out, outstanding those of ConsumeConcurrent.
+func (c *consumer) deliver(ctx context.Context, ch *amqp.Channel, d *amqp.Delivery, st *settler, f *inflight, outstanding *sync.WaitGroup) bool {
 	msg := toMessage(d)
 	if d.Redelivered {
 		if n := c.s.timeouts.get(msg.UUID); n >= c.s.t.cfg.TimeoutAttempts {
@@ -235,14 +271,11 @@ func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, st *settler) b
 			return true
 		}
 	}
-	c.mu.Lock()
-	c.current = msg.UUID
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.current = ""
-		c.mu.Unlock()
-	}()
+	if c.limit > 0 {
+		return c.deliverConcurrent(ctx, ch, msg, d.DeliveryTag, st, f, outstanding)
+	}
+	f.add(d.DeliveryTag, msg.UUID)
+	defer f.remove(d.DeliveryTag)
 	if c.handle != nil {
 		if ctx.Err() != nil {
 			return false
@@ -277,6 +310,108 @@ func (c *consumer) deliver(ctx context.Context, d *amqp.Delivery, st *settler) b
 	}
 }
 
+// deliverConcurrent hands msg to handle once fewer than c.limit messages
+// are unsettled, and settles it with the broker when it is acked or
+// nacked, whenever that is; false when ctx ended or ch closed first.
+func (c *consumer) deliverConcurrent(ctx context.Context, ch *amqp.Channel, msg *message.Message, tag uint64, st *settler, f *inflight, outstanding *sync.WaitGroup) bool {
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	if ctx.Err() != nil || ch.IsClosed() {
+		<-c.slots // the broker redelivers it: hand out no message it takes back
+		return false
+	}
+	f.add(tag, msg.UUID)
+	outstanding.Add(1)
+	c.waiters.Add(1)
+	go func() {
+		defer c.waiters.Done()
+		defer func() { <-c.slots }()
+		defer outstanding.Done()
+		defer f.remove(tag)
+		select {
+		case <-msg.Acked():
+			st.settle(msg.UUID, tag, true)
+		case <-msg.Nacked():
+			st.settle(msg.UUID, tag, false)
+		case <-c.s.closing:
+			c.giveBack(msg, tag, st)
+		case <-c.s.t.closing:
+			c.giveBack(msg, tag, st)
+		}
+	}()
+	msg.SetContext(ctx)
+	c.handle(msg)
+	return true
+}
+
+// giveBack leaves msg, unsettled as its subscriber or transport closes, to
+// the channel's close, which returns it to the queue; unless it was acked
+// at that moment after all.
+func (c *consumer) giveBack(msg *message.Message, tag uint64, st *settler) {
+	select {
+	case <-msg.Acked():
+		st.settle(msg.UUID, tag, true)
+	default:
+	}
+}
+
+// awaitSettled waits, for ConsumeConcurrent, until every message handed
+// out on ch is settled, so that their acks go out before ch closes: unless
+// ch is closed already, or the subscriber or transport closes, which gives
+// them back to the broker.
+func (c *consumer) awaitSettled(ch *amqp.Channel, outstanding *sync.WaitGroup) {
+	if c.limit == 0 || ch.IsClosed() {
+		return
+	}
+	settled := make(chan struct{})
+	go func() {
+		outstanding.Wait()
+		close(settled)
+	}()
+	select {
+	case <-settled:
+	case <-c.s.closing:
+	case <-c.s.t.closing:
+	}
+}
+
+// inflight are the messages of one channel handed out and not yet
+// settled, by delivery tag.
+type inflight struct {
+	mu  sync.Mutex
+	ids map[uint64]string
+}
+
+func (f *inflight) add(tag uint64, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ids[tag] = id
+}
+
+func (f *inflight) remove(tag uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.ids, tag)
+}
+
+// oldest is the id of the message delivered first of those in flight, or
+// "": the one the broker's consumer_timeout fires on.
+func (f *inflight) oldest() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var first uint64
+	id := ""
+	for tag, i := range f.ids {
+		if id == "" || tag < first {
+			first, id = tag, i
+		}
+	}
+	return id
+}
+
 // ackDelay is the longest an acked delivery waits for a batched ack.
 const ackDelay = 20 * time.Millisecond
 
@@ -290,6 +425,7 @@ const ackDelay = 20 * time.Millisecond
 // multiple-ack can slip in while a nack is on its way.
 type settler struct {
 	ack     amqp.Acknowledger // the channel
+	single  bool              // ack each delivery by itself, at once: deliveries settle out of order (ConsumeConcurrent)
 	max     int               // acks per multiple-ack
 	backoff *nackBackoff
 	log     *slog.Logger
@@ -322,7 +458,7 @@ func (st *settler) settle(id string, tag uint64, acked bool) {
 		return
 	}
 	st.backoff.forget(id)
-	if len(st.nacks) > 0 {
+	if st.single || len(st.nacks) > 0 {
 		st.flushLocked()
 		st.send(tag, false, 1)
 		return
