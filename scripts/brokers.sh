@@ -4,7 +4,8 @@
 # that is already running is used as it is; one that is installed but down is
 # started; one that is missing is installed with apt-get when running as root.
 # Otherwise the script prints what to run and fails. Kafka needs no server: its
-# tests run an in-process cluster (kfake).
+# tests run an in-process cluster (kfake). The RabbitMQ interop tests also need
+# Python's pika client (Debian's python3-pika), installed the same way.
 set -euo pipefail
 
 log() { printf 'brokers: %s\n' "$*" >&2; }
@@ -70,5 +71,25 @@ rabbitmq() {
   wait_for rabbitmq 127.0.0.1 5672 120
 }
 
+has_pika() {
+  local py
+  for py in /usr/bin/python3 python3; do
+    command -v "$py" >/dev/null && "$py" -c 'import pika' 2>/dev/null && return 0
+  done
+  return 1
+}
+
+pika() {
+  if has_pika; then
+    log "pika: installed"
+    return
+  fi
+  apt_install python3-pika && has_pika || {
+    log "pika: not installed. Install it (apt-get install python3-pika) and run this again; the RabbitMQ interop tests publish and consume with it."
+    return 1
+  }
+}
+
 redis
 rabbitmq
+pika
