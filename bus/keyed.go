@@ -25,7 +25,10 @@ func (b *Bus) consumeKeyed(c transports.ConcurrentConsumer, w worker) error {
 	for i := range keyed {
 		keyed[i] = make(chan *message.Message, keyedQueue)
 	}
-	unkeyed := make(chan *message.Message)
+	// Unkeyed messages queue too, so that the delivery goroutine hands them
+	// over without waiting for a worker to be scheduled each time; the
+	// transport's limit still bounds what is in flight.
+	unkeyed := make(chan *message.Message, w.keyed*keyedQueue)
 	done, err := c.ConsumeConcurrent(b.stopCtx, w.topic, w.keyed*(keyedQueue+1), func(msg *message.Message) {
 		if b.isClosed() {
 			msg.Nack() // taken as Close started: left for redelivery
