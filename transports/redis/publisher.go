@@ -25,7 +25,9 @@ type publisher struct {
 // Publish appends msgs to topic's stream and returns once Redis stored them
 // all. The context of msgs[0] bounds the call (see the package
 // documentation, "Publishing"). The XADDs of concurrent Publish calls share
-// pipelines (see batcher).
+// pipelines (see batcher); after an error that wraps
+// transports.ErrMaybeSent that pipeline may still be writing msgs' payloads,
+// so do not modify them.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	select {
 	case <-p.closed:
