@@ -103,8 +103,40 @@ func TestMaxMessageBytesConfigured(t *testing.T) {
 	}
 	defer pub.Close()
 	topic := unique("limit")
-	if err := pub.Publish(topic, sizedMessage("big", limit, 1024, 100)); err != nil {
-		t.Fatalf("Publish of exactly a configured %d bytes: %v", limit, err)
+	if err := tr.ProvisionGroup(context.Background(), topic, "readers"); err != nil {
+		t.Fatal(err)
+	}
+	// Three at the limit, each one batch larger than a fetch's default
+	// 1 MiB per partition, all on one partition, then a small one.
+	for i := range 3 {
+		if err := pub.Publish(topic, sizedMessage(fmt.Sprintf("big-%d", i), limit, 1024, 100)); err != nil {
+			t.Fatalf("Publish of exactly a configured %d bytes: %v", limit, err)
+		}
+	}
+	if err := pub.Publish(topic, sizedMessage("small", 100, 1024, 0)); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := tr.Subscriber("readers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		select {
+		case m := <-msgs:
+			if m.UUID != "small" && transports.MessageSize(m) < limit {
+				t.Errorf("received %s of %d bytes, want at least %d", m.UUID, transports.MessageSize(m), limit)
+			}
+			m.Ack()
+		case <-ctx.Done():
+			t.Fatalf("consumed %d of the 4 messages, the large ones at %d bytes", i, limit)
+		}
 	}
 	for _, bad := range []int{-1, 200 << 20} {
 		cfg := testConfig(c.ListenAddrs())
