@@ -429,8 +429,16 @@ func (c *connection) close() error {
 		c.conn = nil
 		c.mu.Unlock()
 		if conn != nil && !conn.IsClosed() {
-			// Bounded: a broker that stopped answering must not hold up Close.
-			if cerr := conn.CloseDeadline(time.Now().Add(closeWait)); cerr != nil && !errors.Is(cerr, amqp.ErrClosed) && !isTimeout(cerr) {
+			// Bounded: a broker that stopped answering must not hold up
+			// Close. The connection is closed on this side either way; a
+			// close-ok that did not come in time is no failure to report.
+			deadline := time.Now().Add(closeWait)
+			cerr := conn.CloseDeadline(deadline)
+			switch {
+			case cerr == nil || errors.Is(cerr, amqp.ErrClosed):
+			case isTimeout(cerr) || !time.Now().Before(deadline):
+				c.cfg.Logger.Debug("rabbitmq: no answer from the broker to connection.close", "role", c.role, "error", redactError(cerr, c.cfg.URL.Reveal()))
+			default:
 				err = redactError(cerr, c.cfg.URL.Reveal())
 			}
 		}

@@ -182,3 +182,52 @@ func TestFirstPublishBoundedWhenNetworkDrops(t *testing.T) {
 		t.Errorf("second Publish = %v, want context.DeadlineExceeded and not transports.ErrMaybeSent", err)
 	}
 }
+
+// Closing a transport whose network drops every byte, with a consumer
+// running, returns within a few seconds: it does not wait for answers the
+// broker cannot send (channel.close, connection.close) until the heartbeat
+// gives up on the connection.
+func TestCloseBoundedWhenNetworkDrops(t *testing.T) {
+	requireBroker(t)
+	t.Parallel()
+	u, err := url.Parse(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := faultproxy.New(t, u.Host)
+	u.Host = proxy.Addr()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	tr, err := rabbitmq.New(ctx, rabbitmq.Config{URL: transports.SecretURL(u.String()), Logger: quietLogger(), QueueExpires: testQueueExpires})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, group := ids("deadline.close")
+	msgs := subscribe(t, tr, topic, group)
+	pub, err := tr.Publisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(topic, message.NewMessage("m", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, msgs, 10*time.Second).Ack()
+	proxy.Set(faultproxy.Drop)
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() { closed <- tr.Close() }()
+	select {
+	case err := <-closed:
+		t.Logf("Close took %v: %v", time.Since(start), err)
+		if took := time.Since(start); took > 8*time.Second {
+			t.Errorf("Close took %v with the network dropping", took)
+		}
+		if err != nil {
+			t.Errorf("Close = %v, want nil: the connections are closed on this side", err)
+		}
+	case <-time.After(60 * time.Second):
+		proxy.Set(faultproxy.Pass)
+		<-closed
+		t.Fatalf("Close had not returned after 60s with the network dropping")
+	}
+}

@@ -234,8 +234,14 @@ func (c *consumer) consume(ctx context.Context) (delivered bool, err error) {
 	defer func() {
 		c.awaitSettled(ch, &outstanding)
 		st.stop() // handled messages must not come back after a clean stop
-		_ = ch.Close()
-		<-watched
+		closeChannel(ch)
+		select {
+		case <-watched: // closed: the unacked messages are back in the queue
+		case <-time.After(closeWait):
+			// No answer from the broker (the network drops, or it stalls):
+			// the connection's loss or close ends the channel, and the
+			// broker then requeues the messages.
+		}
 	}()
 	c.attempted()
 	for {

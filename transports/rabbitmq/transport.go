@@ -232,13 +232,18 @@ func (t *Transport) RemoveGroup(ctx context.Context, topic, group string) error 
 
 // Close stops every subscription, waits for the consumers to return, and
 // closes the connections. Unacked messages go back to their queues. It is
-// idempotent.
+// idempotent. A broker that does not answer (the network drops, or it
+// stalls) holds it up about 4 s at most: 2 s for the consumers' channels,
+// 2 s for the connections.
 func (t *Transport) Close() error {
 	t.once.Do(func() {
 		close(t.closing)
 		t.wg.Wait()
 		t.pool.close()
-		t.err = errors.Join(t.consumeConn.close(), t.pubConn.close())
+		consumeErr := make(chan error, 1)
+		go func() { consumeErr <- t.consumeConn.close() }() // both at once: each may wait closeWait for the broker
+		pubErr := t.pubConn.close()
+		t.err = errors.Join(<-consumeErr, pubErr)
 	})
 	return t.err
 }
