@@ -42,6 +42,7 @@ type Bus struct {
 	transport transports.Transport
 	publisher message.Publisher
 	kind      string // TransportKind
+	maxEvent  int    // the largest event Publish sends (see maxEvent); 0: no limit
 
 	// stopCtx is cancelled when Close starts: workers take no more
 	// messages.
@@ -95,6 +96,17 @@ type worker struct {
 	health *subscriptionHealth
 }
 
+// maxEvent is the largest event the bus publishes on a transport whose
+// limit is limit: the limit less room for the failure record a lane adds
+// (wire.FailureReserve), so that every event busline published can move to
+// a lane. Zero: no limit.
+func maxEvent(limit int) int {
+	if limit <= 0 {
+		return 0
+	}
+	return max(limit-wire.FailureReserve, 1)
+}
+
 // New returns a bus over t. It validates cfg and returns every problem at
 // once. The bus does not close t unless cfg.CloseTransport is set.
 func New(t transports.Transport, cfg Config) (*Bus, error) {
@@ -118,6 +130,7 @@ func New(t transports.Transport, cfg Config) (*Bus, error) {
 		handlers:    map[string]*atomic.Int64{},
 		subscribers: map[string]message.Subscriber{},
 		closeDone:   make(chan struct{}),
+		maxEvent:    maxEvent(t.Features().MaxMessageBytes),
 	}
 	b.stopCtx, b.stop = context.WithCancel(context.Background())
 	b.handlerCtx, b.cancelHandler = context.WithCancel(context.Background())

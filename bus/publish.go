@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // PublishOption changes one Publish call.
@@ -105,9 +106,16 @@ func (e RawEvent) EventName() string { return e.Name }
 // returns once the transport has the message (broker-confirmed where the
 // broker confirms), or with the error that prevented it: a nil error means
 // the message will be delivered to every group provisioned on the topic.
-// ctx carries the handled message's ids when Publish is called from a
-// handler; Publish does not watch ctx for cancellation, because Watermill
-// publishers do not take one.
+//
+// Publish returns by ctx's deadline, plus a margin each transport
+// documents. An error that wraps transports.ErrMaybeSent means the broker
+// may have the event anyway (republish it under the same id, WithID, for
+// consumers that deduplicate); any other error means it was not stored. An
+// event over the transport's size limit, less wire.FailureReserve bytes kept
+// for the failure record a lane may add, is refused with a
+// *transports.MessageTooLargeError before anything is sent. When Publish is
+// called from a handler, ctx also carries the handled message's ids
+// (correlation and causation).
 func Publish(ctx context.Context, b *Bus, e Event, opts ...PublishOption) error {
 	if e == nil {
 		return fmt.Errorf("bus.Publish: nil event")
@@ -144,6 +152,9 @@ func (b *Bus) send(ctx context.Context, topic string, delay time.Duration, msgs 
 func (b *Bus) sendNow(ctx context.Context, topic string, delay time.Duration, msgs []*message.Message) error {
 	if delay > 0 {
 		return b.publishDelayed(ctx, topic, delay, msgs)
+	}
+	for _, m := range msgs {
+		m.SetContext(ctx) // the transports bound a publish by its message's context
 	}
 	if err := b.publisher.Publish(topic, msgs...); err != nil {
 		return fmt.Errorf("to topic %s: %w", topic, err)
@@ -213,6 +224,12 @@ func (b *Bus) newMessage(ctx context.Context, name string, e Event, opts []Publi
 	setIfNotEmpty(msg.Metadata, MetaPartitionKey, o.key)
 	setIfNotEmpty(msg.Metadata, MetaCorrelationID, o.correlationID)
 	setIfNotEmpty(msg.Metadata, MetaCausationID, o.causationID)
+	if b.maxEvent > 0 {
+		if n := transports.MessageSize(msg); n > b.maxEvent {
+			return nil, 0, &transports.MessageTooLargeError{ID: id, Size: n, Limit: b.maxEvent,
+				Hint: fmt.Sprintf("the transport's max_message_bytes, %d, less the %d bytes busline keeps for the failure record a lane adds", b.maxEvent+wire.FailureReserve, wire.FailureReserve)}
+		}
+	}
 	delay := o.delay
 	if !o.deliverAt.IsZero() {
 		delay = time.Until(o.deliverAt)

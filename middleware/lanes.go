@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/wire"
 )
 
@@ -126,7 +127,7 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 		f.Position = pos
 	}
 	lane := msg.Copy()
-	if f.Tier < len(l.Delays) && !IsPermanent(cause) {
+	if f.Tier < len(l.Delays) && !IsPermanent(cause) && !tooLarge(cause) {
 		f.Tier++
 		delay := l.Delays[f.Tier-1]
 		f.Due = now.Add(delay)
@@ -140,12 +141,51 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 		} else {
 			err = l.Publisher.Publish(topic, lane)
 		}
+		if errors.Is(err, transports.ErrTooLarge) {
+			// With its failure record the message is over the transport's
+			// size limit (a message another client published close to the
+			// limit): no redelivery can carry it, so it goes to the poison
+			// lane, where the record is cut to what fits.
+			return l.divert(msg, &laneTooLarge{cause: cause, err: err})
+		}
 		return l.diverted(msg, topic, f, err)
 	}
 	f.Tier, f.Due = 0, time.Time{}
 	f.Write(lane.Metadata)
 	topic := wire.PoisonTopic(l.Topic, l.Group)
-	return l.diverted(msg, topic, f, l.Publisher.Publish(topic, lane))
+	err := l.Publisher.Publish(topic, lane)
+	if errors.Is(err, transports.ErrTooLarge) {
+		// The shortest record that still says where the message failed and
+		// why: its class, group, topic and counts, without the texts.
+		f.Error = "(the error text was dropped: the message is at the transport's size limit)"
+		f.ErrorType, f.Handler, f.Position = "", "", ""
+		lane = msg.Copy()
+		f.Write(lane.Metadata)
+		err = l.Publisher.Publish(topic, lane)
+		if errors.Is(err, transports.ErrTooLarge) {
+			err = fmt.Errorf("the message cannot be moved to the poison lane: even with its shortest failure record it is over the transport's size limit, so it stays on its topic (a producer sent it at the limit, leaving no room for busline's failure record): %w", err)
+		}
+	}
+	return l.diverted(msg, topic, f, err)
+}
+
+// laneTooLarge is the cause recorded when a retry-lane write was refused as
+// too large and the message goes to the poison lane instead.
+type laneTooLarge struct {
+	cause error // the handler's error
+	err   error // the retry lane's refusal
+}
+
+func (e *laneTooLarge) Error() string {
+	return e.cause.Error() + " (no delayed redelivery: " + e.err.Error() + ")"
+}
+
+func (e *laneTooLarge) Unwrap() error { return e.cause }
+
+// tooLarge reports whether cause is a retry-lane refusal for size.
+func tooLarge(cause error) bool {
+	var tl *laneTooLarge
+	return errors.As(cause, &tl)
 }
 
 // diverted reports a successful lane write to l.Diverted, and returns err.

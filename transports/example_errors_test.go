@@ -23,22 +23,23 @@ func (note) EventName() string { return "notes.added" }
 // wraps ErrMaybeSent means the broker may have it, so a retry should reuse
 // the event's id (bus.WithID) for consumers that deduplicate.
 func ExampleMessageTooLargeError() {
-	tr := memory.New(memory.Config{MaxMessageBytes: 1024})
+	tr := memory.New(memory.Config{MaxMessageBytes: 8192})
 	defer tr.Close()
 	b, err := bus.New(tr, bus.Config{Service: "notes"})
 	if err != nil {
 		panic(err)
 	}
-	err = bus.Publish(context.Background(), b, note{Text: strings.Repeat("x", 2000)}, bus.WithID("note-1"))
+	err = bus.Publish(context.Background(), b, note{Text: strings.Repeat("x", 6000)}, bus.WithID("note-1"))
 	var tl *transports.MessageTooLargeError
 	if errors.As(err, &tl) {
-		fmt.Println("refused:", tl.Limit, "byte limit; may have been sent:", errors.Is(err, transports.ErrMaybeSent))
+		// The bus keeps room for the failure record a lane adds.
+		fmt.Println("refused:", tl.Limit, "of the transport's", tr.Features().MaxMessageBytes, "bytes; may have been sent:", errors.Is(err, transports.ErrMaybeSent))
 	}
 
 	// A transport wraps an unconfirmed send with MaybeSent.
 	timedOut := transports.MaybeSent(context.DeadlineExceeded)
 	fmt.Println(errors.Is(timedOut, transports.ErrMaybeSent), errors.Is(timedOut, context.DeadlineExceeded))
 	// Output:
-	// refused: 1024 byte limit; may have been sent: false
+	// refused: 5120 of the transport's 8192 bytes; may have been sent: false
 	// true true
 }

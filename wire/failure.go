@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -71,7 +72,38 @@ func ReadFailure(md message.Metadata) (Failure, error) {
 	return f, errors.Join(errs...)
 }
 
-// Write stores f in md: non-zero fields are set, zero ones removed.
+// The bounds of a failure record, so that one always fits on a message
+// busline published: Write cuts longer texts, and bus.Publish refuses an
+// event that would leave less than FailureReserve bytes under the
+// transport's size limit.
+const (
+	// MaxErrorText bounds Failure.Error.
+	MaxErrorText = 1024
+	// maxText bounds Failure.ErrorType, Handler and Position.
+	maxText = 256
+	// FailureReserve is the most a failure record adds to a message,
+	// counted as transports.MessageSize counts it: its keys, its bounded
+	// texts, group and topic names (at most 200 bytes each), counts and
+	// times.
+	FailureReserve = 3072
+)
+
+// clip cuts s to at most n bytes, on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…(cut)"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+// Write stores f in md: non-zero fields are set, zero ones removed. The
+// error text is cut to MaxErrorText bytes, the error type, handler and
+// position to 256, so that the record stays within FailureReserve.
 func (f Failure) Write(md message.Metadata) {
 	set := func(key, v string) {
 		if v == "" {
@@ -94,13 +126,13 @@ func (f Failure) Write(md message.Metadata) {
 			md.Set(key, FormatTime(t))
 		}
 	}
-	set(MetaReason, f.Reason)
-	set(MetaError, f.Error)
-	set(MetaErrorType, f.ErrorType)
-	set(MetaGroup, f.Group)
-	set(MetaTopic, f.Topic)
-	set(MetaHandler, f.Handler)
-	set(MetaPosition, f.Position)
+	set(MetaReason, clip(f.Reason, maxText))
+	set(MetaError, clip(f.Error, MaxErrorText))
+	set(MetaErrorType, clip(f.ErrorType, maxText))
+	set(MetaGroup, clip(f.Group, maxText))
+	set(MetaTopic, clip(f.Topic, maxText))
+	set(MetaHandler, clip(f.Handler, maxText))
+	set(MetaPosition, clip(f.Position, maxText))
 	setInt(MetaAttempts, f.Attempts)
 	setInt(MetaTier, f.Tier)
 	setInt(MetaReplays, f.Replays)

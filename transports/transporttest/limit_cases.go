@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/busline/busline/bus"
 	"github.com/busline/busline/transports"
+	"github.com/busline/busline/wire"
 )
 
 // RunLimits runs the cases of what a publish refuses: a message over the
@@ -22,6 +24,7 @@ func RunLimits(t *testing.T, h Harness) {
 	runCases(t, h, []testCase{
 		{"OversizedRefusedBeforeSend", testOversized},
 		{"PublishWithDoneContext", testPublishDoneContext},
+		{"FailureNearTheLimitIsKept", testFailureNearLimit},
 	})
 }
 
@@ -174,3 +177,68 @@ func testPublishDoneContext(t *testing.T, h *Harness) {
 // settle is how long a case waits, after the messages it expects arrived,
 // for one that should not have been sent to show up.
 const settle = time.Second
+
+// testFailureNearLimit checks that a failing message published by another
+// client close to the transport's size limit is never lost: one with room
+// for a short failure record reaches the poison lane with it (a lane write
+// refused as too large is not retried as such), and one exactly at the
+// limit, with room for none, stays on its topic and is redelivered.
+func testFailureNearLimit(t *testing.T, h *Harness) {
+	e := h.setup(t)
+	limit := e.tr.Features().MaxMessageBytes
+	if limit <= 0 {
+		t.Skip("the transport reports no message size limit (Features().MaxMessageBytes is 0)")
+	}
+	b := e.newBus(bus.Config{})
+	group := e.group("near")
+	var mu sync.Mutex
+	calls := map[int]int{}
+	long := strings.Repeat("e", 2*wire.MaxErrorText) // a record that cannot fit next to the message
+	err := bus.Subscribe(b, group, func(_ context.Context, ev Event) error {
+		mu.Lock()
+		calls[ev.Seq]++
+		mu.Unlock()
+		return errors.New("event " + strconv.Itoa(ev.Seq) + " fails: " + long)
+	}, noRetry, bus.WithDelays(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run(b)
+	pub, err := e.tr.Publisher()
+	if err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	defer pub.Close()
+	if err := pub.Publish(e.topic, e.sizedMessage(1, limit-600)); err != nil {
+		t.Fatal(err)
+	}
+	lane, err := bus.NewPoisonLane(e.tr, e.topic, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poisoned := waitPoison(t, e, lane, 1)
+	f := poisoned[0].Failure
+	if f.Reason != wire.ReasonError || f.Group != group || f.Attempts < 1 || !strings.Contains(f.Error, "size limit") {
+		t.Errorf("poison record %+v: want reason error, group %s, attempts, and an error text that says it was dropped for the size limit", f, group)
+	}
+
+	if err := pub.Publish(e.topic, e.sizedMessage(2, limit)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(h.Timeout)
+	for {
+		mu.Lock()
+		n := calls[2]
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the message at the limit was handled %d times, want it redelivered (at least 3 calls)", n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the handler's count
+	}
+	if list, err := lane.List(e.h.waitCtx(t)); err != nil || len(list) != 1 {
+		t.Errorf("poison lane = %d messages (%v), want only the first", len(list), err)
+	}
+}
