@@ -162,14 +162,18 @@ func testPublishDoneContext(t *testing.T, h *Harness) {
 	if !errors.Is(err, context.Canceled) || errors.Is(err, transports.ErrMaybeSent) {
 		t.Errorf("Publish with a done context = %v, want context.Canceled, not ErrMaybeSent", err)
 	}
+	// bus.Publish hands its context to the transport.
+	if err := bus.Publish(ctx, b, Event{Run: e.id, Seq: 3}); !errors.Is(err, context.Canceled) || errors.Is(err, transports.ErrMaybeSent) {
+		t.Errorf("bus.Publish with a done context = %v, want context.Canceled, not ErrMaybeSent", err)
+	}
 	if err := pub.Publish(e.topic, e.sizedMessage(2, 0)); err != nil {
 		t.Fatal(err)
 	}
 	rec.waitFor(e, "the message published after", atLeast(1))
 	time.Sleep(settle)
 	for _, c := range rec.snapshot() {
-		if c.Event.Seq == 1 {
-			t.Errorf("the message published with a done context was delivered")
+		if c.Event.Seq == 1 || c.Event.Seq == 3 {
+			t.Errorf("message %d, published with a done context, was delivered", c.Event.Seq)
 		}
 	}
 }
