@@ -208,7 +208,7 @@ func (t *Transport) PublishDelayed(ctx context.Context, topic string, delay time
 	if len(msgs) == 0 {
 		return nil
 	}
-	if err := t.checkSize(topic, msgs); err != nil {
+	if err := t.checkSize(msgs); err != nil {
 		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
 	if delay <= 0 {

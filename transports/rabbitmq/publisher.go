@@ -48,7 +48,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	if err := p.t.checkSize(topic, msgs); err != nil {
+	if err := p.t.checkSize(msgs); err != nil {
 		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
 	if isLane(topic) {

@@ -155,14 +155,10 @@ func (t *Transport) Features() transports.Features {
 }
 
 // checkSize refuses, before anything is sent, a message over
-// Config.MaxMessageBytes. Lanes are not checked: their messages are ones
-// the broker took before, with a few failure headers added, and the broker
-// checks only the body, which is unchanged; refusing them would leave a
-// message at the limit with nowhere to go.
-func (t *Transport) checkSize(topic string, msgs []*message.Message) error {
-	if isLane(topic) {
-		return nil
-	}
+// Config.MaxMessageBytes, on every topic: a lane write refused so is how
+// the bus learns that a failure record does not fit next to the message
+// (it then writes a shorter one, or leaves the message on its topic).
+func (t *Transport) checkSize(msgs []*message.Message) error {
 	return transports.CheckSize(t.cfg.MaxMessageBytes, maxMessageBytesHint, msgs...)
 }
 
