@@ -7,11 +7,15 @@ import (
 	"os"
 )
 
-// TLSFiles is the TLS client setup the broker transports read from their
-// YAML sections: each transport's TLSConfig embeds it inline, so the keys
-// are tls.ca_file, tls.cert_file, tls.key_file, tls.server_name and
-// tls.insecure_skip_verify on every broker.
-type TLSFiles struct {
+// TLSConfig is the TLS client setup of every broker transport: the
+// rabbitmq, redis and kafka packages' TLSConfig are this type, so the YAML
+// keys under tls: are the same on every broker (enabled, ca_file,
+// cert_file, key_file, server_name, insecure_skip_verify).
+type TLSConfig struct {
+	// Enabled turns TLS on. It is implied by any other field, and by a
+	// URL whose scheme asks for TLS (amqps://, rediss://). Default: false.
+	Enabled bool `yaml:"enabled"`
+
 	// CAFile is a PEM bundle of the authorities that sign the server's
 	// certificate. Default: the system roots.
 	CAFile string `yaml:"ca_file"`
@@ -28,14 +32,27 @@ type TLSFiles struct {
 	// InsecureSkipVerify skips verifying the server's certificate. For
 	// tests only. Default: false.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+
+	// Config, when set, is used as it is and the other fields are ignored.
+	// It cannot be set from YAML, and no encoder or fmt verb shows what it
+	// holds (its private keys): it is left out of JSON and YAML and prints
+	// as a pointer.
+	Config *tls.Config `yaml:"-" json:"-"`
 }
 
-// IsZero reports whether f sets nothing.
-func (f TLSFiles) IsZero() bool { return f == TLSFiles{} }
+// On reports whether t turns TLS on: Enabled, or any other field set.
+func (t TLSConfig) On() bool {
+	return t.Enabled || t.Config != nil || t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify
+}
 
-// ClientConfig builds a TLS 1.2+ client configuration from f. Its errors
-// name the YAML key at fault (tls.ca_file, tls.cert_file/key_file).
-func (f TLSFiles) ClientConfig() (*tls.Config, error) {
+// ClientConfig returns t.Config when it is set, or else builds a TLS 1.2+
+// client configuration from the file fields. Its errors name the YAML key
+// at fault (tls.ca_file, tls.cert_file/key_file).
+func (t TLSConfig) ClientConfig() (*tls.Config, error) {
+	if t.Config != nil {
+		return t.Config, nil
+	}
+	f := t
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         f.ServerName,

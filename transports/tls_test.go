@@ -1,6 +1,7 @@
 package transports_test
 
 import (
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,7 @@ import (
 	"github.com/busline/busline/transports"
 )
 
-func TestTLSFilesClientConfig(t *testing.T) {
+func TestTLSConfigClientConfig(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	certs, err := testcerts.Write(dir)
@@ -21,7 +22,7 @@ func TestTLSFilesClientConfig(t *testing.T) {
 	notPEM := filepath.Join(dir, "not.pem")
 	_ = os.WriteFile(notPEM, []byte("hello"), 0o600)
 
-	cfg, err := transports.TLSFiles{CAFile: certs.CA, CertFile: cert, KeyFile: key, ServerName: "broker.local"}.ClientConfig()
+	cfg, err := transports.TLSConfig{CAFile: certs.CA, CertFile: cert, KeyFile: key, ServerName: "broker.local"}.ClientConfig()
 	if err != nil {
 		t.Fatalf("ClientConfig: %v", err)
 	}
@@ -29,18 +30,34 @@ func TestTLSFilesClientConfig(t *testing.T) {
 		t.Errorf("config %+v: want the CA pool, one client certificate, the server name and TLS 1.2+", cfg)
 	}
 	for name, tt := range map[string]struct {
-		files transports.TLSFiles
+		files transports.TLSConfig
 		want  string
 	}{
-		"MissingCA":  {transports.TLSFiles{CAFile: filepath.Join(dir, "nope.pem")}, "tls.ca_file"},
-		"CANotPEM":   {transports.TLSFiles{CAFile: notPEM}, "holds no PEM certificate"},
-		"KeyMissing": {transports.TLSFiles{CertFile: cert}, "tls.cert_file"},
-		"BadPair":    {transports.TLSFiles{CertFile: cert, KeyFile: notPEM}, "tls.key_file"},
+		"MissingCA":  {transports.TLSConfig{CAFile: filepath.Join(dir, "nope.pem")}, "tls.ca_file"},
+		"CANotPEM":   {transports.TLSConfig{CAFile: notPEM}, "holds no PEM certificate"},
+		"KeyMissing": {transports.TLSConfig{CertFile: cert}, "tls.cert_file"},
+		"BadPair":    {transports.TLSConfig{CertFile: cert, KeyFile: notPEM}, "tls.key_file"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := tt.files.ClientConfig(); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("ClientConfig = %v, want an error naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestTLSConfigOn(t *testing.T) {
+	t.Parallel()
+	if (transports.TLSConfig{}).On() {
+		t.Error("the zero TLSConfig turns TLS on")
+	}
+	for _, c := range []transports.TLSConfig{{Enabled: true}, {CAFile: "ca.pem"}, {ServerName: "broker"}, {InsecureSkipVerify: true}, {Config: &tls.Config{}}} {
+		if !c.On() {
+			t.Errorf("%+v does not turn TLS on", c)
+		}
+	}
+	own := &tls.Config{ServerName: "mine"}
+	if got, err := (transports.TLSConfig{Config: own, CAFile: "ignored.pem"}).ClientConfig(); err != nil || got != own {
+		t.Errorf("ClientConfig with Config set = %v, %v; want Config itself", got, err)
 	}
 }

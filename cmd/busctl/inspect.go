@@ -211,10 +211,7 @@ func newRabbitInspector(ctx context.Context, cfg rabbitmq.Config) (*rabbitInspec
 	ac.Properties.SetClientConnectionName("busctl-inspect")
 	rawURL := string(cfg.URL) // a string, or a transports.SecretURL
 	if strings.HasPrefix(rawURL, "amqps://") {
-		tc, err := transports.TLSFiles{
-			CAFile: cfg.TLS.CAFile, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
-			ServerName: cfg.TLS.ServerName, InsecureSkipVerify: cfg.TLS.InsecureSkipVerify,
-		}.ClientConfig()
+		tc, err := cfg.TLS.ClientConfig()
 		if err != nil {
 			return nil, err
 		}
@@ -297,10 +294,8 @@ func newKafkaInspector(cfg kafka.Config) (*kafkaInspector, error) {
 	if cfg.DialTimeout > 0 {
 		opts = append(opts, kgo.DialTimeout(cfg.DialTimeout))
 	}
-	if t := cfg.TLS; t.Enabled || t.CAFile != "" || t.CertFile != "" || t.ServerName != "" || t.InsecureSkipVerify {
-		tc, err := transports.TLSFiles{
-			CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify,
-		}.ClientConfig()
+	if cfg.TLS.On() {
+		tc, err := cfg.TLS.ClientConfig()
 		if err != nil {
 			return nil, err
 		}

@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,38 +131,11 @@ type SASLConfig struct {
 	Password transports.Secret `yaml:"password"`
 }
 
-// TLSConfig is the TLS section of [Config].
-type TLSConfig struct {
-	// Enabled turns TLS on. It is implied by any other field. Default: false.
-	Enabled bool `yaml:"enabled"`
-
-	// CAFile is a PEM file of the certificate authorities that sign the
-	// brokers' certificates. Default: the system roots.
-	CAFile string `yaml:"ca_file"`
-
-	// CertFile and KeyFile are the PEM client certificate and key, for
-	// brokers that authenticate clients by certificate. Both or neither.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-
-	// ServerName overrides the name checked in the brokers' certificates.
-	// Default: the host of each broker address.
-	ServerName string `yaml:"server_name"`
-
-	// InsecureSkipVerify disables certificate verification. For development
-	// only. Default: false.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-
-	// Config, when set, is used as is and the file fields are ignored. It
-	// cannot be set from YAML, and no encoder or fmt verb shows what it
-	// holds (its private keys): it is left out of JSON and YAML, and
-	// printed as a pointer.
-	Config *tls.Config `yaml:"-" json:"-"`
-}
-
-func (t TLSConfig) enabled() bool {
-	return t.Enabled || t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.Config != nil || t.InsecureSkipVerify || t.ServerName != ""
-}
+// TLSConfig is the TLS section of [Config], the same on every broker
+// transport: TLS is on when Enabled or any other field is set; Config, when
+// set, is used as it is. ServerName defaults to the host of each broker
+// address.
+type TLSConfig = transports.TLSConfig
 
 // DefaultBroker is the broker address used when Config.Brokers is empty and
 // EnvBrokers is not set.
@@ -331,7 +303,7 @@ func (c Config) String() string {
 	if version == "" {
 		version = "negotiated"
 	}
-	return fmt.Sprintf("kafka brokers=%v version=%s sasl=%s tls=%t", c.Brokers, version, sasl, c.TLS.enabled())
+	return fmt.Sprintf("kafka brokers=%v version=%s sasl=%s tls=%t", c.Brokers, version, sasl, c.TLS.On())
 }
 
 // clientOpts are the franz-go options every client of the transport shares:
@@ -358,10 +330,10 @@ func (c *Config) clientOpts() ([]kgo.Opt, error) {
 	case "SCRAM-SHA-512":
 		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password.Reveal()}.AsSha512Mechanism()))
 	}
-	if c.TLS.enabled() {
-		tc, err := c.TLS.build()
+	if c.TLS.On() {
+		tc, err := c.TLS.ClientConfig()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("transport.kafka.%w", err)
 		}
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
@@ -393,15 +365,4 @@ func (c *Config) producerOpts() []kgo.Opt {
 		opts = append(opts, kgo.AllowAutoTopicCreation())
 	}
 	return opts
-}
-
-func (t TLSConfig) build() (*tls.Config, error) {
-	if t.Config != nil {
-		return t.Config, nil
-	}
-	tc, err := transports.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}.ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("transport.kafka.%w", err)
-	}
-	return tc, nil
 }

@@ -182,27 +182,11 @@ func defaultMaxMessageBytes(version string) int {
 	return MaxMessageBytes3
 }
 
-// TLSConfig configures TLS for amqps:// URLs. File paths are PEM files.
-type TLSConfig struct {
-	// CAFile holds the certificates of the authorities that sign the
-	// broker's certificate. Default: the system's roots.
-	CAFile string `yaml:"ca_file"`
-
-	// CertFile and KeyFile hold the client certificate and its key, for
-	// brokers that verify clients (and for Auth "external"). Default: none.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-
-	// ServerName is the name checked against the broker's certificate.
-	// Default: the URL's host.
-	ServerName string `yaml:"server_name"`
-
-	// InsecureSkipVerify turns off verification of the broker's
-	// certificate. For tests only. Default: false.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
-
-func (t TLSConfig) isZero() bool { return t == TLSConfig{} }
+// TLSConfig configures TLS for amqps:// URLs, as on every broker
+// transport; file paths are PEM files, and Config, when set, is used as it
+// is. ServerName defaults to the URL's host. Setting it with an amqp:// URL
+// is an error: the URL's scheme turns TLS on.
+type TLSConfig = transports.TLSConfig
 
 func (c *Config) setDefaults() {
 	if c.URL == "" {
@@ -272,7 +256,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("url %s is not a valid URL (want amqp://user:password@host:5672/vhost; percent-encode reserved characters in the password)", c.URL))
 	case u.Scheme != "amqp" && u.Scheme != "amqps":
 		errs = append(errs, fmt.Errorf("url %s: scheme must be amqp or amqps", c.URL))
-	case u.Scheme == "amqp" && !c.TLS.isZero():
+	case u.Scheme == "amqp" && c.TLS.On():
 		errs = append(errs, fmt.Errorf("tls is set but url %s is not amqps:// (use amqps:// to connect with TLS)", c.URL))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
@@ -367,10 +351,11 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 	if err != nil || u.Scheme != "amqps" {
 		return nil, nil
 	}
-	cfg, err := transports.TLSFiles(c.TLS).ClientConfig()
+	cfg, err := c.TLS.ClientConfig()
 	if err != nil {
 		return nil, err
 	}
+	cfg = cfg.Clone() // the ServerName default below must not change the caller's
 	if cfg.ServerName == "" {
 		cfg.ServerName = u.Hostname()
 	}

@@ -177,29 +177,11 @@ type Config struct {
 	Logger *slog.Logger `yaml:"-"`
 }
 
-// TLSConfig configures TLS to Redis.
-type TLSConfig struct {
-	// Enabled turns TLS on. Default: false, or true for rediss:// URLs.
-	Enabled bool `yaml:"enabled"`
-
-	// CAFile is a PEM bundle of the CAs that sign the server's certificate.
-	// Default: the system roots.
-	CAFile string `yaml:"ca_file"`
-
-	// CertFile and KeyFile are the PEM client certificate and key, for
-	// servers that require client certificates (tls-auth-clients). Both or
-	// neither. Default: none.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-
-	// ServerName overrides the name checked in the server's certificate.
-	// Default: the host of Addr or URL.
-	ServerName string `yaml:"server_name"`
-
-	// InsecureSkipVerify skips verifying the server's certificate. For
-	// tests only. Default: false.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
+// TLSConfig configures TLS to Redis, as on every broker transport: TLS is
+// on when Enabled or any other field is set, and for rediss:// URLs;
+// Config, when set, is used as it is. ServerName defaults to the host of
+// Addr or URL.
+type TLSConfig = transports.TLSConfig
 
 // EnvAddr is the environment variable read for the server address when
 // Config names none (no Addr, URL or ClusterAddrs).
@@ -367,7 +349,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.Addr),
 		slog.String("key_prefix", c.KeyPrefix),
 		slog.String("consumer", c.Consumer),
-		slog.Bool("tls", c.TLS.Enabled || strings.HasPrefix(c.URL.Reveal(), "rediss:")),
+		slog.Bool("tls", c.TLS.On() || strings.HasPrefix(c.URL.Reveal(), "rediss:")),
 	}
 	if c.URL != "" {
 		attrs = append(attrs, slog.String("url", c.URL.String()))
@@ -442,14 +424,14 @@ func (c *Config) client() (goredis.UniversalClient, error) {
 
 // tlsConfig returns nil when TLS is off.
 func (c *Config) tlsConfig() (*tls.Config, error) {
-	t := c.TLS
-	if !t.Enabled && t.CAFile == "" && t.CertFile == "" {
+	if !c.TLS.On() {
 		return nil, nil
 	}
-	cfg, err := transports.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}.ClientConfig()
+	cfg, err := c.TLS.ClientConfig()
 	if err != nil {
 		return nil, err
 	}
+	cfg = cfg.Clone() // the ServerName default below must not change the caller's
 	if cfg.ServerName == "" && c.Addr != "" && c.URL == "" {
 		cfg.ServerName, _, _ = net.SplitHostPort(c.Addr)
 	}
