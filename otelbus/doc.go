@@ -104,12 +104,12 @@
 // And the observable gauges that Gauges registers: busline.consumer.lag,
 // busline.lane.depth, busline.poison.depth and busline.oldest_message.age.
 // They read the transport's transports.Inspector at each collection; a
-// transport without one reports none of them (not zeros). What the memory
-// transport reads: its queues, in memory, at no cost beyond a lock. The
-// broker transports implement Inspector as their rework lands; each
-// documents how it reads a backlog and at what cost (one or two round trips
-// per topic and group and collection). The retry lane's depth counts every
-// tier together: Inspector has no per-tier view.
+// transport without one reports none of them (not zeros). The memory
+// transport reads its queues under a lock; Redis and Kafka read the broker
+// with a few round trips per topic and group at each collection, each
+// documented on its Backlog method; the README has the table. The retry
+// lane's depth counts every tier together (the lane is one per group);
+// busline.consumer.diversions by busline.tier says how many entered each.
 //
 // # Cost
 //
