@@ -103,7 +103,7 @@
 //
 // And the observable gauges that Gauges registers: busline.consumer.lag,
 // busline.lane.depth, busline.poison.depth and busline.oldest_message.age.
-// They read the transport's transports.Inspector at each collection; a
+// They read the transport's transports.BacklogReader at each collection; a
 // transport without one reports none of them (not zeros). The memory
 // transport reads its queues under a lock; Redis and Kafka read the broker
 // with a few round trips per topic and group at each collection, each

@@ -32,14 +32,14 @@ import (
 // lane), messaging.consumer.group.name and busline.event. The subscriptions
 // are read from b (bus.Bus.Subscriptions) at every collection, so those
 // added later are observed too. The numbers come from the transport's
-// transports.Inspector, called once per topic and group at every
+// transports.BacklogReader, called once per topic and group at every
 // collection, with the collection's context: on a broker that is one or two
 // round trips each (see the package documentation for what each transport
-// reads). A transport that is no Inspector reports nothing: Gauges then
+// reads). A transport that is no BacklogReader reports nothing: Gauges then
 // registers no callback and returns a no-op registration. Unregister the
 // registration before closing the bus's transport.
 func Gauges(b *bus.Bus, opts ...Option) (metric.Registration, error) {
-	insp, ok := b.Transport().(transports.Inspector)
+	insp, ok := b.Transport().(transports.BacklogReader)
 	if !ok {
 		return noop.Registration{}, nil
 	}

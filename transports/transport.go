@@ -154,18 +154,25 @@ func Handle(ctx context.Context, msg *message.Message, handle func(*message.Mess
 	}
 }
 
-// Inspector is implemented by transports that can report on a topic and its
-// groups without consuming, creating or changing anything: tools use it to
-// check before they act (busctl, bus.PoisonLane), and instrumentation reads
-// consumer lag and lane depths through it.
-type Inspector interface {
-	// Groups returns the names of the groups provisioned on topic, sorted.
-	// A topic that does not exist has none.
-	Groups(ctx context.Context, topic string) ([]string, error)
-
+// BacklogReader is implemented by transports that can report what a group
+// has yet to finish on a topic without consuming, creating or changing
+// anything: instrumentation reads consumer lag and lane depths through it
+// (package otelbus's gauges).
+type BacklogReader interface {
 	// Backlog reports group's backlog on topic. A topic or group that does
 	// not exist has an empty backlog.
 	Backlog(ctx context.Context, topic, group string) (Backlog, error)
+}
+
+// Inspector is implemented by transports that can also list a topic's
+// groups without changing anything: tools use it to check before they act
+// (busctl, bus.PoisonLane).
+type Inspector interface {
+	BacklogReader
+
+	// Groups returns the names of the groups provisioned on topic, sorted.
+	// A topic that does not exist has none.
+	Groups(ctx context.Context, topic string) ([]string, error)
 }
 
 // Browser is implemented by transports that can show the messages waiting

@@ -300,7 +300,7 @@ func Journey(t *testing.T, open func(t *testing.T) transports.Transport, mode ot
 
 // Gauges leaves a known backlog (5 messages on the topic, 2 in the retry
 // lane, 3 in the poison lane) for a group whose bus does not run, and checks
-// what the gauges read; on a transport that is no transports.Inspector it
+// what the gauges read; on a transport that is no transports.BacklogReader it
 // checks that they report nothing.
 func Gauges(t *testing.T, open func(t *testing.T) transports.Transport) {
 	e := Setup(t, open, otelbus.ContinueTrace, time.Hour)
@@ -332,10 +332,10 @@ func Gauges(t *testing.T, open func(t *testing.T) transports.Transport) {
 		}
 	}
 	rm := e.Collect()
-	if _, ok := e.Transport.(transports.Inspector); !ok {
+	if _, ok := e.Transport.(transports.BacklogReader); !ok {
 		for _, name := range []string{otelbus.MetricLag, otelbus.MetricLaneDepth, otelbus.MetricPoisonDepth, otelbus.MetricOldestAge} {
 			if Find(rm, name) != nil {
-				t.Errorf("%s reported on a transport that is no Inspector", name)
+				t.Errorf("%s reported on a transport that is no BacklogReader", name)
 			}
 		}
 		return
