@@ -12,6 +12,7 @@ import (
 
 // The transport.rabbitmq YAML section decodes strictly into Config.
 func TestYAMLSection(t *testing.T) {
+	t.Parallel()
 	yaml := []byte(`
 service: checkout
 transport:
@@ -58,6 +59,7 @@ transport:
 
 // Validate reports every problem at once, each saying how to fix it.
 func TestValidateJoinsProblems(t *testing.T) {
+	t.Parallel()
 	_, err := rabbitmq.New(context.Background(), rabbitmq.Config{
 		URL: "amqp://guest:guest@localhost/", QueueType: "stream", Auth: "kerberos", Prefetch: -1,
 		NackDelay: time.Minute, NackDelayMax: time.Second, TLS: rabbitmq.TLSConfig{CertFile: "/nonexistent.pem"},

@@ -46,6 +46,7 @@ func TestCrashChild(t *testing.T) {
 // another consumer of the group.
 func TestCrashBeforeAck(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	topic, group := ids("crash")
 	tr := newTransport(t, rabbitmq.Config{})
 	if err := tr.ProvisionGroup(context.Background(), topic, group); err != nil {

@@ -16,6 +16,7 @@ import (
 // are gone from the delivered message.
 func TestPublishDelayedReachesEveryGroup(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	tr := newTransport(t, rabbitmq.Config{})
 	topic, group := ids("delay.groups")
 	groups := []string{group + "-a", group + "-b"}
@@ -88,6 +89,7 @@ func TestPublishDelayedReachesEveryGroup(t *testing.T) {
 // through them and arrives once due.
 func TestPublishDelayedQuorum(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	tr := newTransport(t, rabbitmq.Config{QueueType: rabbitmq.QueueQuorum})
 	topic, group := ids("delay.quorum")
 	msgs := subscribe(t, tr, topic, group)

@@ -81,6 +81,7 @@ func expectNone(t *testing.T, msgs <-chan *message.Message, within time.Duration
 // headers as text, and never nack-looped.
 func TestNonStringHeadersDelivered(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	tr := newTransport(t, rabbitmq.Config{})
 	topic, group := ids("faults.headers")
 	msgs := subscribe(t, tr, topic, group)
@@ -126,6 +127,7 @@ func TestNonStringHeadersDelivered(t *testing.T) {
 // table: it is handled, with x-death as JSON.
 func TestDeadLetteredMessageDelivered(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	tr := newTransport(t, rabbitmq.Config{})
 	topic, group := ids("faults.xdeath")
 	msgs := subscribe(t, tr, topic, group)
@@ -154,6 +156,7 @@ func TestDeadLetteredMessageDelivered(t *testing.T) {
 // redelivered message is handled.
 func TestQuorumRedeliveryHandled(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	tr := newTransport(t, rabbitmq.Config{QueueType: rabbitmq.QueueQuorum, NackDelay: 10 * time.Millisecond})
 	topic, group := ids("faults.quorum")
 	msgs := subscribe(t, tr, topic, group)
@@ -175,6 +178,7 @@ func TestQuorumRedeliveryHandled(t *testing.T) {
 // message; the consumer re-declares the queue and goes on.
 func TestDeletedQueueNoPhantom(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	tr := newTransport(t, rabbitmq.Config{ReconnectInitial: 50 * time.Millisecond})
 	topic, group := ids("faults.phantom")
 	msgs := subscribe(t, tr, topic, group)
@@ -211,6 +215,7 @@ func TestDeletedQueueNoPhantom(t *testing.T) {
 // not in a hot loop.
 func TestNackNoHotLoop(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	tr := newTransport(t, rabbitmq.Config{NackDelay: 100 * time.Millisecond, NackDelayMax: time.Second})
 	topic, group := ids("faults.nack")
 	msgs := subscribe(t, tr, topic, group)
@@ -244,6 +249,7 @@ loop:
 // Publish: the next one declares the exchange again.
 func TestDeletedExchangeRedeclared(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	tr := newTransport(t, rabbitmq.Config{})
 	topic, group := ids("faults.exchange")
 	msgs := subscribe(t, tr, topic, group)

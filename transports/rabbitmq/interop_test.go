@@ -48,6 +48,7 @@ func newBus(t *testing.T, tr *rabbitmq.Transport, topic string, subscribe func(b
 // handled by a typed handler.
 func TestInteropPlainClientToBusline(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	tr := newTransport(t, rabbitmq.Config{})
 	topic, group := ids("interop.in")
 	got := make(chan bus.Metadata, 1)
@@ -98,6 +99,7 @@ func TestInteropPlainClientToBusline(t *testing.T) {
 // content-type and message-id properties) for a plain AMQP client.
 func TestInteropBuslineToPlainClient(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	for _, prefix := range []string{"", rabbitmq.PrefixBusline, rabbitmq.PrefixKnative} {
 		want := prefix
 		if want == "" {
@@ -153,6 +155,7 @@ func TestInteropBuslineToPlainClient(t *testing.T) {
 // the AMQP binding's cloudEvents: and cloudEvents_, knative's ce- and ce_.
 func TestInteropEveryHeaderPrefix(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	tr := newTransport(t, rabbitmq.Config{})
 	topic, group := ids("interop.prefixes")
 	got := make(chan bus.Metadata, 4)

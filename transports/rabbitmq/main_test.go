@@ -2,9 +2,11 @@ package rabbitmq_test
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -25,7 +27,29 @@ func (r runner) Run() int {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	raiseParallel()
 	goleak.VerifyTestMain(runner{m})
+}
+
+// minParallel is the least number of tests the package runs in parallel
+// unless -parallel says otherwise. -parallel's default is GOMAXPROCS, 2 on
+// the test machines, and two of the tests spend 2.5 minutes waiting for a
+// node's consumer_timeout (RabbitMQ checks it once a minute), using no CPU:
+// with 2, they held both slots and the conformance suite's cases queued
+// behind them. 4 lets them wait while two others run, as many as before.
+const minParallel = 4
+
+func raiseParallel() {
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	f := flag.Lookup("test.parallel")
+	if explicit || f == nil {
+		return
+	}
+	if n, err := strconv.Atoi(f.Value.String()); err == nil && n < minParallel {
+		_ = f.Value.Set(strconv.Itoa(minParallel))
+	}
 }
 
 // brokerURL is the shared broker the tests use.

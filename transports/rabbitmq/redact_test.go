@@ -25,6 +25,7 @@ const secret = "s3cr3t-Pa55"
 // bad-URL, connection-refused and auth-failure paths.
 func TestPasswordNeverPrinted(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	cases := []struct {
 		name, url, want string
 	}{

@@ -12,6 +12,7 @@ import (
 
 func TestRemoveGroup(t *testing.T) {
 	requireBroker(t)
+	t.Parallel()
 	tr := newTransport(t, rabbitmq.Config{})
 	topic, group := ids("remove")
 	ctx := context.Background()
