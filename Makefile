@@ -47,15 +47,15 @@ soak: brokers
 vuln:
 	bash scripts/vuln.sh
 
-## bench: busline against plain Watermill and the raw clients on every transport, 3 runs; writes bench/RESULTS.md
+## bench: busline (single, batch, keyed, with otelbus) against plain Watermill and the raw clients (pipelined and synchronous) on every transport, 3 runs; writes bench/RESULTS.md (harness: bench/internal/harness)
 bench: brokers
 	$(GO) run ./bench -runs 3 -out bench/RESULTS.md
 
-## bench-quick: the same in under 2 minutes (smaller sizes, 1 run); prints the table, writes no file
+## bench-quick: the same in about a minute (smaller sizes, 1 run); prints the table, writes no file
 bench-quick: brokers
 	$(GO) run ./bench -quick -out ''
 
-## bench-micro: the testing.B benchmarks of every package
+## bench-micro: the testing.B benchmarks of every package, the harness's round trips (busline with and without otelbus) among them
 bench-micro: brokers
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 $(PKGS)
 
