@@ -1,6 +1,7 @@
 package rabbitmq_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/url"
@@ -103,10 +104,18 @@ func TestPublishBoundedByContextWhenNetworkDrops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A failed publish makes the next one to its topic declare the
+	// exchange again, which cannot work while the network drops: each
+	// case publishes to a topic of its own.
 	topic, _ := ids("deadline.drop")
-	// Open the publishing channels and declare topic's exchange.
+	bigTopic, _ := ids("deadline.drop.big")
+	// Open the publishing channels, those of large messages too, and
+	// declare the topics' exchanges.
 	for i := range 8 {
 		if err := pub.Publish(topic, message.NewMessage("warm-"+string(rune('a'+i)), []byte("x"))); err != nil {
+			t.Fatalf("publish before the drop: %v", err)
+		}
+		if err := pub.Publish(bigTopic, message.NewMessage("warm-large-"+string(rune('a'+i)), bytes.Repeat([]byte("x"), 200<<10))); err != nil {
 			t.Fatalf("publish before the drop: %v", err)
 		}
 	}
@@ -126,6 +135,16 @@ func TestPublishBoundedByContextWhenNetworkDrops(t *testing.T) {
 		t.Logf("Publish took %v: %v", took, err)
 		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, transports.ErrMaybeSent) {
 			t.Errorf("Publish = %v, want context.DeadlineExceeded and not transports.ErrMaybeSent (the exchange was never declared, nothing was sent)", err)
+		}
+	})
+	t.Run("WriteBlocks", func(t *testing.T) {
+		// More than the socket buffers and the proxy hold: the write
+		// itself blocks, and amqp091 writes without a deadline.
+		big := message.NewMessage("big", bytes.Repeat([]byte("x"), 32<<20))
+		took, err := timedPublish(t, pub, bigTopic, timeout, 45*time.Second, big)
+		t.Logf("Publish of %d bytes took %v: %v", len(big.Payload), took, err)
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, transports.ErrMaybeSent) {
+			t.Errorf("Publish = %v, want context.DeadlineExceeded and transports.ErrMaybeSent (partly written)", err)
 		}
 	})
 	t.Run("ResumesAfterDrop", func(t *testing.T) {

@@ -159,7 +159,10 @@ func (p *publishPool) publish(parent context.Context, topic string, msgs []*mess
 			confirms = append(confirms, dc)
 		}
 	})
-	if err := sendError(finished, started, werr, len(confirms), msgs, p.conn, ctx); err != nil {
+	if !finished { // the writing goroutine may still use confirms and werr
+		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, abandonedError(ctx, p.conn, started))
+	}
+	if err := writeError(werr, len(confirms), msgs); err != nil {
 		return fmt.Errorf("rabbitmq: publish to %s: %w", topic, err)
 	}
 	if p.cfg.DisableConfirms {
@@ -207,17 +210,21 @@ func sendBounded(ctx context.Context, write func()) (finished, started bool) {
 	}
 }
 
-// sendError is the error of a sendBounded that wrote written of msgs, or
-// nil when it wrote them all. It wraps ErrMaybeSent unless nothing can
-// have reached the broker: the write never began, or the first message's
-// failed on a closed channel.
-func sendError(finished, started bool, werr error, written int, msgs []*message.Message, conn *connection, ctx context.Context) error {
-	switch {
-	case !finished && !started:
+// abandonedError is the error of a sendBounded that did not finish in
+// time: it wraps ErrMaybeSent unless the write never began.
+func abandonedError(ctx context.Context, conn *connection, started bool) error {
+	if !started {
 		return fmt.Errorf("waiting to write to the broker: %w (nothing sent)", conn.withBlocked(ctx.Err()))
-	case !finished:
-		return transports.MaybeSent(fmt.Errorf("writing to the broker: %w", conn.withBlocked(ctx.Err())))
-	case werr == nil:
+	}
+	return transports.MaybeSent(fmt.Errorf("writing to the broker: %w", conn.withBlocked(ctx.Err())))
+}
+
+// writeError is the error of a finished sendBounded whose write failed
+// with werr after written of msgs, or nil when werr is. It wraps
+// ErrMaybeSent unless nothing can have reached the broker: the first
+// message's write failed on a closed channel.
+func writeError(werr error, written int, msgs []*message.Message) error {
+	if werr == nil {
 		return nil
 	}
 	err := fmt.Errorf("publish message %s: %w", msgs[written].UUID, werr)
@@ -485,9 +492,13 @@ func (s *mandatorySlot) publish(ctx context.Context, p *publishPool, exchange, k
 			confirms = append(confirms, dc)
 		}
 	})
-	if err := sendError(finished, started, werr, len(confirms), msgs, p.conn, ctx); err != nil {
+	if !finished { // the writing goroutine may still use ids, confirms and werr
 		// A return may come later and must not stay behind: start the
 		// channel over (the other publishes on it fail, unconfirmed).
+		s.slot.drop(pc)
+		return abandonedError(ctx, p.conn, started)
+	}
+	if err := writeError(werr, len(confirms), msgs); err != nil {
 		s.slot.drop(pc)
 		return err
 	}
