@@ -41,7 +41,8 @@ soak: brokers
 	BUSLINE_SOAK=1 $(GO) test -race -count=1 -timeout 90m -run 'TestGracefulStopNoDuplicates|TestKillMidStream|TestKillRestartFiveTimes|TestScheduledUnderLoad' ./transports/kafka
 	BUSLINE_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run 'TestOrderedAcrossCrashes' ./transports/redis
 	$(GO) test -race -count=20 -timeout 60m -run 'TestConformance/Universal/TestTopic' ./transports/kafka
-	$(GO) test -race -count=20 -timeout 60m -run 'TestConformance/Bus/(KeyOrdered|PerKeyOrder|CompetingConsumers)|TestConformance/Pipeline/ShutdownIsNotAFailure' ./transports/memory
+	$(GO) test -race -count=20 -timeout 60m -run 'TestConformance/(Bus|Pipeline)$$/^(KeyOrderedConcurrency|PerKeyOrder|CompetingConsumers|ShutdownIsNotAFailure)$$' ./transports/memory
+	$(GO) test -race -count=20 -timeout 60m -run 'TestConformance/(Bus|Pipeline)$$/^(KeyOrderedConcurrency|ShutdownIsNotAFailure)$$' ./transports/redis ./transports/rabbitmq
 
 ## vuln: govulncheck over every package, with a database built offline from golang.org/x/vulndb
 vuln:
