@@ -63,6 +63,30 @@ var (
 	registry   = map[string]Registration{}
 )
 
+// Configured returns the Registration of a transport whose configuration
+// is a C: load reads it from OpenParams (its section, and the service and
+// logger), effective fills its defaults and validates it without
+// connecting, and open connects. It spares each transport writing both
+// functions of Registration around the same two steps.
+func Configured[C any](load func(OpenParams) (C, error), effective func(*C) error, open func(context.Context, C) (Transport, error)) Registration {
+	return Registration{
+		Open: func(ctx context.Context, p OpenParams) (Transport, error) {
+			cfg, err := load(p)
+			if err != nil {
+				return nil, err
+			}
+			return open(ctx, cfg)
+		},
+		Config: func(p OpenParams) (any, error) {
+			cfg, err := load(p)
+			if err != nil {
+				return nil, err
+			}
+			return &cfg, effective(&cfg)
+		},
+	}
+}
+
 // Register makes a transport available under kind. It is meant to be called
 // from the init function of the transport's package. It panics if kind is
 // empty, r.Open is nil, or kind is already registered.

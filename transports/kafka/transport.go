@@ -45,23 +45,9 @@ var (
 )
 
 func init() {
-	transports.Register(Kind, transports.Registration{
-		Open: func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
-			cfg, err := configFor(p)
-			if err != nil {
-				return nil, err
-			}
-			return New(ctx, cfg)
-		},
-		Config: func(p transports.OpenParams) (any, error) {
-			cfg, err := configFor(p)
-			if err != nil {
-				return nil, err
-			}
-			cfg.setDefaults(p.Service)
-			return &cfg, cfg.Validate()
-		},
-	})
+	transports.Register(Kind, transports.Configured(configFor,
+		func(c *Config) error { c.setDefaults(""); return c.Validate() }, // configFor set the client id
+		func(ctx context.Context, c Config) (transports.Transport, error) { return New(ctx, c) }))
 }
 
 // configFor is the Config the registry opens for p: its section, with the

@@ -22,25 +22,18 @@ const Kind = "memory"
 var ErrClosed = errors.New("memory transport: closed")
 
 func init() {
-	transports.Register(Kind, transports.Registration{
-		Open: func(_ context.Context, p transports.OpenParams) (transports.Transport, error) {
-			var cfg Config
-			if err := p.DecodeSection(&cfg); err != nil {
+	load := func(p transports.OpenParams) (Config, error) {
+		var cfg Config
+		err := p.DecodeSection(&cfg)
+		return cfg, err
+	}
+	transports.Register(Kind, transports.Configured(load, func(c *Config) error { return c.validate() },
+		func(_ context.Context, c Config) (transports.Transport, error) {
+			if err := c.validate(); err != nil {
 				return nil, err
 			}
-			if err := cfg.validate(); err != nil {
-				return nil, err
-			}
-			return New(cfg), nil
-		},
-		Config: func(p transports.OpenParams) (any, error) {
-			var cfg Config
-			if err := p.DecodeSection(&cfg); err != nil {
-				return nil, err
-			}
-			return &cfg, cfg.validate()
-		},
-	})
+			return New(c), nil
+		}))
 }
 
 func (c Config) validate() error {

@@ -21,23 +21,9 @@ const Kind = "rabbitmq"
 var ErrClosed = errors.New("rabbitmq transport: closed")
 
 func init() {
-	transports.Register(Kind, transports.Registration{
-		Open: func(ctx context.Context, p transports.OpenParams) (transports.Transport, error) {
-			cfg, err := configFor(p)
-			if err != nil {
-				return nil, err
-			}
-			return New(ctx, cfg)
-		},
-		Config: func(p transports.OpenParams) (any, error) {
-			cfg, err := configFor(p)
-			if err != nil {
-				return nil, err
-			}
-			cfg.setDefaults()
-			return &cfg, redactError(cfg.Validate(), cfg.URL.Reveal())
-		},
-	})
+	transports.Register(Kind, transports.Configured(configFor,
+		func(c *Config) error { c.setDefaults(); return redactError(c.Validate(), c.URL.Reveal()) },
+		func(ctx context.Context, c Config) (transports.Transport, error) { return New(ctx, c) }))
 }
 
 // configFor is the Config the registry opens for p: its section, named

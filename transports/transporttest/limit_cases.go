@@ -50,6 +50,26 @@ func (e *env) sizedMessage(seq, size int) *message.Message {
 	return msg
 }
 
+// recordingWithPublisher starts a running bus whose group name records every
+// event it handles, and returns it with a plain publisher of the
+// transport, closed at the end of the case.
+func (e *env) recordingWithPublisher(name string) (*bus.Bus, *recorder, message.Publisher) {
+	e.t.Helper()
+	b := e.newBus(bus.Config{})
+	rec := newRecorder()
+	mustSubscribe(e.t, b, e.group(name), func(ctx context.Context, ev Event) error {
+		rec.record(ctx, ev)
+		return nil
+	})
+	e.run(b)
+	pub, err := e.tr.Publisher()
+	if err != nil {
+		e.t.Fatalf("publisher: %v", err)
+	}
+	e.t.Cleanup(func() { _ = pub.Close() })
+	return b, rec, pub
+}
+
 // testOversized checks that a message over Features().MaxMessageBytes is
 // refused before anything is sent, with an error that names the size and
 // the limit, without failing a publish running next to it, and that a
@@ -62,18 +82,7 @@ func testOversized(t *testing.T, h *Harness) {
 	if limit <= 0 {
 		t.Skip("the transport reports no message size limit (Features().MaxMessageBytes is 0)")
 	}
-	b := e.newBus(bus.Config{})
-	rec := newRecorder()
-	mustSubscribe(t, b, e.group("sized"), func(ctx context.Context, ev Event) error {
-		rec.record(ctx, ev)
-		return nil
-	})
-	e.run(b)
-	pub, err := e.tr.Publisher()
-	if err != nil {
-		t.Fatalf("publisher: %v", err)
-	}
-	defer pub.Close()
+	b, rec, pub := e.recordingWithPublisher("sized")
 
 	checkTooLarge := func(what string, err error, size int) {
 		t.Helper()
@@ -138,24 +147,13 @@ func testOversized(t *testing.T, h *Harness) {
 // not say the message may have been sent.
 func testPublishDoneContext(t *testing.T, h *Harness) {
 	e := h.setup(t)
-	b := e.newBus(bus.Config{})
-	rec := newRecorder()
-	mustSubscribe(t, b, e.group("done"), func(ctx context.Context, ev Event) error {
-		rec.record(ctx, ev)
-		return nil
-	})
-	e.run(b)
-	pub, err := e.tr.Publisher()
-	if err != nil {
-		t.Fatalf("publisher: %v", err)
-	}
-	defer pub.Close()
+	b, rec, pub := e.recordingWithPublisher("done")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	msg := e.sizedMessage(1, 0)
 	msg.SetContext(ctx)
 	start := time.Now()
-	err = pub.Publish(e.topic, msg)
+	err := pub.Publish(e.topic, msg)
 	if took := time.Since(start); took > h.Timeout/4 {
 		t.Errorf("Publish with a done context took %v", took)
 	}
