@@ -29,9 +29,11 @@ type acks struct {
 	next  int64          // offset to commit; -1 before the first record
 	skip  map[int64]bool // acked by an earlier owner, from its commit metadata
 
-	// Guarded by member.commitMu: what was last committed.
+	// Guarded by member.commitMu: what was last committed, and whether
+	// the partition's last commit was made (it was revoked or lost).
 	sentNext int64
 	sentMeta string
+	retired  bool
 }
 
 func newAcks() acks { return acks{next: -1, sentNext: -1} }

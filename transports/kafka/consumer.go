@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -66,15 +67,36 @@ type part struct {
 	id     int32
 	ctx    context.Context // cancelled when a revoke's grace ends, or on close
 	cancel context.CancelFunc
+	gone   chan struct{} // closed when revoked
+
+	requeued atomic.Int64 // how often a concurrent consumer's nacked record came back to queue
 
 	// Guarded by member.mu.
 	queue    []*kgo.Record // fetched, not handed out, in offset order
-	inflight int           // batches handed out
+	handing  int           // batches a consumer is handing out; the window bounds them
+	inflight int           // batches taken and not yet settled (handing, or handed out by a concurrent consumer)
 	idle     chan struct{} // closed when inflight drops to 0
 	inReady  bool
 	revoked  bool
 
 	track acks
+}
+
+// revoke marks p revoked: none of its records is handed out any more.
+// member.mu is held.
+func (p *part) revoke() {
+	if !p.revoked {
+		p.revoked = true
+		close(p.gone)
+	}
+}
+
+// settled ends one batch of p in flight. member.mu is held.
+func (p *part) settled() {
+	p.inflight--
+	if p.inflight == 0 {
+		close(p.idle)
+	}
 }
 
 func newMember(s *subscriber, topic string) *member {
@@ -218,7 +240,7 @@ func (m *member) run() {
 	m.commitAll(context.Background())
 	m.mu.Lock()
 	for _, p := range m.parts {
-		p.revoked = true
+		p.revoke()
 		p.cancel()
 	}
 	m.mu.Unlock()
@@ -292,7 +314,7 @@ func (m *member) window() int { return max(m.consumers, 1) }
 // makeReady queues p for a consumer if it has records to hand out and room
 // in its window. m.mu is held.
 func (m *member) makeReady(p *part) {
-	if p.inReady || p.revoked || len(p.queue) == 0 || p.inflight >= m.window() {
+	if p.inReady || p.revoked || len(p.queue) == 0 || p.handing >= m.window() {
 		return
 	}
 	p.inReady = true
@@ -309,7 +331,7 @@ func (m *member) assigned(_ context.Context, _ *kgo.Client, assigned map[string]
 			continue
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		m.parts[id] = &part{id: id, ctx: ctx, cancel: cancel, track: newAcks()}
+		m.parts[id] = &part{id: id, ctx: ctx, cancel: cancel, gone: make(chan struct{}), track: newAcks()}
 	}
 }
 
@@ -357,7 +379,7 @@ func (m *member) revoke(ctx context.Context, ids []int32, commit bool) {
 	var parts []*part
 	for _, id := range ids {
 		if p := m.parts[id]; p != nil {
-			p.revoked = true
+			p.revoke()
 			parts = append(parts, p)
 		}
 	}
@@ -379,7 +401,9 @@ func (m *member) revoke(ctx context.Context, ids []int32, commit bool) {
 		m.waitReleased(parts, rt/4)
 	}
 	if commit {
-		m.commitParts(ctx, parts)
+		m.commitParts(ctx, parts, true)
+	} else {
+		m.retire(parts)
 	}
 	m.mu.Lock()
 	for _, p := range parts {
@@ -435,15 +459,37 @@ func (m *member) commitAll(ctx context.Context) {
 		}
 	}
 	m.mu.Unlock()
-	m.commitParts(ctx, parts)
+	m.commitParts(ctx, parts, false)
+}
+
+// retire ends the commits of parts, lost to another member: what is acked
+// after this no longer counts.
+func (m *member) retire(parts []*part) {
+	m.commitMu.Lock()
+	defer m.commitMu.Unlock()
+	m.retireLocked(parts)
+}
+
+// retireLocked is retire with m.commitMu held.
+func (m *member) retireLocked(parts []*part) {
+	for _, p := range parts {
+		p.track.retired = true
+	}
 }
 
 // commitParts commits, synchronously, the offset of the first record not
 // acked of each of parts that moved since its last commit, with the
-// records acked beyond it in the metadata.
-func (m *member) commitParts(ctx context.Context, parts []*part) {
+// records acked beyond it in the metadata. last makes it the final commit
+// of parts (they are being revoked): an ack that comes later, from a
+// handler that outlived the revoke's grace, is never committed, so no
+// commit of a periodic tick that took parts before the revoke can follow
+// the revoke's.
+func (m *member) commitParts(ctx context.Context, parts []*part, last bool) {
 	m.commitMu.Lock()
 	defer m.commitMu.Unlock()
+	if last {
+		defer m.retireLocked(parts)
+	}
 	type pending struct {
 		p      *part
 		offset int64
@@ -452,6 +498,9 @@ func (m *member) commitParts(ctx context.Context, parts []*part) {
 	todo := map[int32]pending{}
 	offsets := map[int32]kgo.EpochOffset{}
 	for _, p := range parts {
+		if p.track.retired {
+			continue
+		}
 		if off, meta, ok := p.track.commit(); ok {
 			todo[p.id] = pending{p, off, meta}
 			offsets[p.id] = kgo.EpochOffset{Epoch: -1, Offset: off}
@@ -500,45 +549,13 @@ func (m *member) commitParts(ctx context.Context, parts []*part) {
 }
 
 // next waits for a partition with records to hand out and takes a batch of
-// them: up to maxBatch, shared out among the consumers the window allows;
-// nil when ctx ends or the member stops.
+// them (see take); nil when ctx ends or the member stops.
 func (m *member) next(ctx context.Context) (*part, []*kgo.Record) {
-	m.mu.Lock()
 	for {
-		if m.stopped || ctx.Err() != nil || m.ending() {
-			m.mu.Unlock()
-			return nil, nil
-		}
-		for len(m.ready) > 0 {
-			p := m.ready[0]
-			m.ready[0] = nil
-			m.ready = m.ready[1:]
-			p.inReady = false
-			w := m.window()
-			if p.revoked || len(p.queue) == 0 || p.inflight >= w {
-				continue
-			}
-			n := len(p.queue)
-			if w > 1 {
-				n = (n + w - 1) / w
-			}
-			n = min(n, maxBatch)
-			batch := p.queue[:n:n]
-			p.queue = p.queue[n:]
-			m.queued -= n
-			if p.inflight == 0 {
-				p.idle = make(chan struct{})
-			}
-			p.inflight++
-			m.makeReady(p)
-			if len(m.ready) > 0 {
-				m.signal() // another consumer can take the rest
-			}
-			m.mu.Unlock()
+		p, batch, wake := m.take(ctx)
+		if p != nil || wake == nil {
 			return p, batch
 		}
-		wake := m.wake
-		m.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():
@@ -546,8 +563,48 @@ func (m *member) next(ctx context.Context) (*part, []*kgo.Record) {
 		case <-m.s.closed:
 		case <-m.s.t.closed:
 		}
-		m.mu.Lock()
 	}
+}
+
+// take takes a batch of a partition with records to hand out, without
+// waiting: up to maxBatch, shared out among the consumers the window
+// allows. With none to take it returns the channel that is closed when
+// there may be, or nil when ctx ended or the member stops.
+func (m *member) take(ctx context.Context) (*part, []*kgo.Record, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped || ctx.Err() != nil || m.ending() {
+		return nil, nil, nil
+	}
+	for len(m.ready) > 0 {
+		p := m.ready[0]
+		m.ready[0] = nil
+		m.ready = m.ready[1:]
+		p.inReady = false
+		w := m.window()
+		if p.revoked || len(p.queue) == 0 || p.handing >= w {
+			continue
+		}
+		n := len(p.queue)
+		if w > 1 {
+			n = (n + w - 1) / w
+		}
+		n = min(n, maxBatch)
+		batch := p.queue[:n:n]
+		p.queue = p.queue[n:]
+		m.queued -= n
+		if p.inflight == 0 {
+			p.idle = make(chan struct{})
+		}
+		p.inflight++
+		p.handing++
+		m.makeReady(p)
+		if len(m.ready) > 0 {
+			m.signal() // another consumer can take the rest
+		}
+		return p, batch, nil
+	}
+	return nil, nil, m.wake
 }
 
 // giveBack ends a batch of p whose first n records were handled (acked or
@@ -561,10 +618,8 @@ func (m *member) giveBack(p *part, rest []*kgo.Record, nacked *kgo.Record) {
 		p.queue = append(rest[:len(rest):len(rest)], p.queue...)
 		m.queued += len(rest)
 	}
-	p.inflight--
-	if p.inflight == 0 {
-		close(p.idle)
-	}
+	p.handing--
+	p.settled()
 	if nacked != nil && !p.revoked {
 		time.AfterFunc(m.s.t.cfg.NackDelay, func() {
 			m.mu.Lock()

@@ -54,8 +54,14 @@
 // batches, at most one batch per consumer at a time, so a single consumer
 // (Concurrency 1) handles each key in publish order, across rebalances too,
 // except for messages redelivered after a crash, which come again before
-// their successors. With more consumers, a partition's batches are handled
-// side by side and per-key order is not kept. Messages without a key are
+// their successors. The subscriber is a transports.ConcurrentConsumer: with
+// bus Concurrency above 1, one consumer hands each partition's records out
+// in offset order, up to the bus's limit unsettled, and the bus runs
+// different keys in parallel, each key in order; the acks, which then come
+// out of order, are tracked one by one, and a revoke waits for the
+// partition's unsettled messages as for a batch in flight. Competing
+// Subscribe or Consume calls instead handle a partition's batches side by
+// side, without per-key order. Messages without a key are
 // spread over the partitions and have no order. Lane and wait topics have
 // one partition.
 //

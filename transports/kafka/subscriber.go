@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/busline/busline/transports"
 	"github.com/busline/busline/wire"
 )
 
@@ -41,7 +42,11 @@ type subscriber struct {
 	wg      sync.WaitGroup
 }
 
-var _ message.SubscribeInitializer = (*subscriber)(nil)
+var (
+	_ message.SubscribeInitializer  = (*subscriber)(nil)
+	_ transports.Consumer           = (*subscriber)(nil)
+	_ transports.ConcurrentConsumer = (*subscriber)(nil)
+)
 
 func newSubscriber(t *Transport, group string) *subscriber {
 	return &subscriber{t: t, group: group, members: map[string]*member{}, closed: make(chan struct{})}
@@ -74,6 +79,28 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 func (s *subscriber) Consume(ctx context.Context, topic string, handle func(*message.Message)) (<-chan struct{}, error) {
 	done := make(chan struct{})
 	err := s.join(ctx, topic, func(m *member) { m.consume(ctx, handle) }, func() { close(done) })
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// ConsumeConcurrent is Consume with up to limit messages unsettled,
+// settled in any order: see transports.ConcurrentConsumer. It counts as one
+// consumer of the topic and hands each partition's records out in offset
+// order, so the bus's key-ordered workers keep each key's order. Acks are
+// recorded as the consumer's goroutine sees them (at once while it waits);
+// a partition's committed offset stays at its first record not acked, the
+// ones acked beyond it listed in the commit metadata.
+// A nacked message is handed out again after Config.NackDelay, before the
+// records of its partition not yet handed out. A revoked partition's
+// unsettled messages get the revoke's grace, then their contexts are
+// cancelled; what they ack after the revoke's commit is not committed, and
+// the next owner handles them again. One unsettled when the subscriber or
+// the transport closes goes back to the group.
+func (s *subscriber) ConsumeConcurrent(ctx context.Context, topic string, limit int, handle func(*message.Message)) (<-chan struct{}, error) {
+	done := make(chan struct{})
+	err := s.join(ctx, topic, func(m *member) { m.consumeConcurrent(ctx, limit, handle) }, func() { close(done) })
 	if err != nil {
 		return nil, err
 	}
