@@ -127,7 +127,7 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 		f.Position = pos
 	}
 	lane := msg.Copy()
-	if f.Tier < len(l.Delays) && !IsPermanent(cause) && !tooLarge(cause) {
+	if f.Tier < len(l.Delays) && !IsPermanent(cause) {
 		f.Tier++
 		delay := l.Delays[f.Tier-1]
 		f.Due = now.Add(delay)
@@ -141,14 +141,14 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 		} else {
 			err = l.Publisher.Publish(topic, lane)
 		}
-		if errors.Is(err, transports.ErrTooLarge) {
-			// With its failure record the message is over the transport's
-			// size limit (a message another client published close to the
-			// limit): no redelivery can carry it, so it goes to the poison
-			// lane, where the record is cut to what fits.
-			return l.divert(msg, &laneTooLarge{cause: cause, err: err})
+		if !errors.Is(err, transports.ErrTooLarge) {
+			return l.diverted(msg, topic, f, err)
 		}
-		return l.diverted(msg, topic, f, err)
+		// With its failure record the message is over the transport's size
+		// limit (a message another client published close to the limit):
+		// no redelivery can carry it, so it goes to the poison lane, where
+		// the record is cut to what fits.
+		f.Error += " (no delayed redelivery: " + err.Error() + ")"
 	}
 	f.Tier, f.Due = 0, time.Time{}
 	f.Write(lane.Metadata)
@@ -167,25 +167,6 @@ func (l Lanes) divert(msg *message.Message, cause error) error {
 		}
 	}
 	return l.diverted(msg, topic, f, err)
-}
-
-// laneTooLarge is the cause recorded when a retry-lane write was refused as
-// too large and the message goes to the poison lane instead.
-type laneTooLarge struct {
-	cause error // the handler's error
-	err   error // the retry lane's refusal
-}
-
-func (e *laneTooLarge) Error() string {
-	return e.cause.Error() + " (no delayed redelivery: " + e.err.Error() + ")"
-}
-
-func (e *laneTooLarge) Unwrap() error { return e.cause }
-
-// tooLarge reports whether cause is a retry-lane refusal for size.
-func tooLarge(cause error) bool {
-	var tl *laneTooLarge
-	return errors.As(cause, &tl)
 }
 
 // diverted reports a successful lane write to l.Diverted, and returns err.
