@@ -63,11 +63,16 @@ func Parse(data []byte, filename string, lookupEnv func(string) (string, bool)) 
 	}
 
 	// A group's retry: section overrides the global policy's keys it sets:
-	// a first pass finds the global policy, which the second starts each
-	// group's from.
+	// the global retry: section is decoded first, and each group's policy
+	// starts from it.
 	global := &Config{src: src}
 	global.setDefaults()
-	(&decoder{src: src}).decode(top, reflect.ValueOf(global).Elem(), "")
+	pre := &decoder{src: src}
+	for _, e := range pre.entries(top, "", 0) {
+		if e.key.Value == "retry" {
+			pre.decode(e.value, reflect.ValueOf(&global.Retry).Elem(), "retry")
+		}
+	}
 	cfg := &Config{src: src}
 	cfg.setDefaults()
 	d := &decoder{src: src, record: true, inherit: func(path string, t reflect.Type) (reflect.Value, bool) {
